@@ -1,0 +1,725 @@
+"""``Broker``: hands out authenticated clients, one per (kind, name), rebuilt when their secret's version moves.
+
+The hot path (a warm ``exchange(name)``) is one dict look-up and one clock read: no lock, no I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import os
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from credbroker._cache import RETRY_AFTER_ERROR_S, CacheEntry, SecretCache
+from credbroker._config import Config, ExchangeConfig, LLMConfig, ServiceConfig, load_config, parse_config
+from credbroker._factories import Spec, factory_for, kind_for
+from credbroker._log import logger
+from credbroker._redact import fingerprint
+from credbroker._singleflight import SingleFlight
+from credbroker._upstream import classify
+from credbroker._vault import VaultSession
+from credbroker.exceptions import (
+    ConfigError,
+    CredbrokerError,
+    CredentialsRotated,
+    SecretDeleted,
+    SecretNotFound,
+    UpstreamAuthError,
+)
+
+__all__ = ["Broker", "CredentialStatus"]
+
+T = TypeVar("T")
+
+_now = time.monotonic
+# ccxt method names that only read; everything else (orders, transfers, withdrawals) is never retried.
+_READ_ONLY_PREFIXES = ("fetch", "load")
+_PRIMARY_FIELDS = ("apiKey", "api_key", "bearer_token", "token")
+
+
+def is_read_only(method: str) -> bool:
+    """True for ccxt methods that cannot change account state, so a retry is harmless."""
+    return method.startswith(_READ_ONLY_PREFIXES)
+
+
+class _Slot:
+    """One live client and the secret version it was built from. Replaced whole on rotation."""
+
+    __slots__ = ("built_at", "client", "inflight", "kind", "lock", "loop", "name", "path", "valid_until", "version")
+
+    def __init__(
+        self, kind: str, name: str, path: str, version: int, client: Any, valid_until: float, loop: Any = None
+    ) -> None:
+        self.kind = kind
+        self.name = name
+        self.path = path
+        self.version = version
+        self.client = client
+        self.valid_until = valid_until
+        self.loop: asyncio.AbstractEventLoop | None = loop
+        self.inflight = 0
+        self.lock = threading.Lock()
+        self.built_at = time.time()
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialStatus:
+    """What ``credbroker status`` shows for one credential. Holds a fingerprint, never a value."""
+
+    name: str
+    kind: str
+    path: str
+    version: int | None
+    served_version: int | None
+    created_time: str
+    age_s: float | None
+    fingerprint: str | None
+    error: str | None = None
+
+
+class Broker:
+    """Hands out authenticated exchange, LLM, news and social clients built from Vault secrets.
+
+    Safe to share between threads; async clients are bound to the event loop that first asked for them.
+    Repeated calls return the same client while its secret's version is unchanged. A rotation (noticed by
+    the background ``RotationWatcher``, by TTL expiry, or by an authentication failure) builds a new client,
+    swaps it in atomically, and closes the old one after ``vault.drain`` seconds once no call through
+    ``call``/``acall`` still uses it.
+
+    Use it as a context manager, or call ``close()`` (``await aclose()`` when async clients were used).
+    """
+
+    def __init__(self, config: Config, *, session: VaultSession | None = None, watch: bool = True) -> None:
+        self._config = config
+        self._session = session or VaultSession(config.vault, config.identity)
+        self._cache = SecretCache(
+            self._session,
+            ttl_s=config.vault.cache_ttl_s,
+            max_stale_s=config.vault.max_stale_s,
+            jitter=config.vault.jitter,
+            read_timeout_s=config.vault.timeout_s * 4,
+        )
+        self._slots: dict[tuple[str, str], _Slot] = {}
+        self._builds: SingleFlight[_Slot] = SingleFlight()
+        self._failed: dict[str, str] = {}
+        self._retired: list[tuple[float, int, _Slot]] = []
+        self._retire_seq = itertools.count()
+        self._reaper_cv = threading.Condition()
+        self._reaper: threading.Thread | None = None
+        self._closed = False
+        self.stats: dict[str, int] = {
+            "builds": 0,
+            "closes": 0,
+            "rotations": 0,
+            "auth_retries": 0,
+            "rotated_errors": 0,
+        }
+        self._watcher: Any = None
+        if watch:
+            from credbroker._watcher import RotationWatcher
+
+            self._watcher = RotationWatcher(self)
+            self._watcher.start()
+
+    # ---------------------------------------------------------------- construction
+
+    @classmethod
+    def from_config(cls, path: str | os.PathLike[str] = "config/config.yaml", **kwargs: Any) -> Broker:
+        """Load config.yaml (and the dotenv it names) and return a broker. Raises ConfigError."""
+        return cls(load_config(Path(path)), **kwargs)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], **kwargs: Any) -> Broker:
+        """Build a broker from an already-parsed config mapping (the ``ApiManager`` path)."""
+        return cls(parse_config(data), **kwargs)
+
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    @property
+    def session(self) -> VaultSession:
+        return self._session
+
+    @property
+    def cache(self) -> SecretCache:
+        return self._cache
+
+    # ---------------------------------------------------------------- the hot path
+
+    def exchange(self, name: str) -> Any:
+        """The ccxt exchange client for ``name``. Raises ConfigError, CredentialError or a VaultError."""
+        slot = self._slots.get(("ccxt", name))
+        if slot is not None and slot.valid_until > _now():
+            return slot.client
+        return self._acquire("ccxt", name).client
+
+    async def async_exchange(self, name: str) -> Any:
+        """The ``ccxt.async_support`` client for ``name``, bound to the running event loop."""
+        slot = self._slots.get(("ccxt_async", name))
+        if slot is not None and slot.valid_until > _now() and slot.loop is asyncio.get_running_loop():
+            return slot.client
+        return (await self._aacquire("ccxt_async", name)).client
+
+    def llm(self, name: str = "openai") -> Any:
+        """The ``openai.OpenAI`` client for the LLM provider ``name``."""
+        slot = self._slots.get(("openai", name))
+        if slot is not None and slot.valid_until > _now():
+            return slot.client
+        return self._acquire("openai", name).client
+
+    def async_llm(self, name: str = "openai") -> Any:
+        """The ``openai.AsyncOpenAI`` client for ``name``. Its first call may read Vault (blocking briefly)."""
+        slot = self._slots.get(("openai_async", name))
+        if slot is not None and slot.valid_until > _now():
+            return slot.client
+        return self._acquire("openai_async", name).client
+
+    def service(self, name: str) -> Any:
+        """The news or social client (NewsAPI, tweepy) configured as ``name``."""
+        spec = self._spec_for_name(name)
+        if not isinstance(spec, ServiceConfig):
+            raise ConfigError(f"'{name}' is not a news or social service; use exchange() or llm()")
+        kind = kind_for(spec, is_async=False)
+        slot = self._slots.get((kind, name))
+        if slot is not None and slot.valid_until > _now():
+            return slot.client
+        return self._acquire(kind, name).client
+
+    def search_news(self, query: str, *, provider: str | None = None, **kwargs: Any) -> Any:
+        """NewsAPI ``get_everything(q=query, ...)`` through the configured news credential."""
+        name = provider or self._first_service("newsapi")
+        return self._invoke(
+            kind_for(self._spec_for_name(name), is_async=False),
+            name,
+            lambda c: c.get_everything(q=query, **kwargs),
+            retry=True,
+            what="get_everything",
+        )
+
+    def search_tweets(self, query: str, *, provider: str | None = None, **kwargs: Any) -> Any:
+        """X/Twitter ``search_recent_tweets(query, ...)`` through the configured social credential."""
+        name = provider or self._first_service("twitter")
+        return self._invoke(
+            kind_for(self._spec_for_name(name), is_async=False),
+            name,
+            lambda c: c.search_recent_tweets(query=query, **kwargs),
+            retry=True,
+            what="search_recent_tweets",
+        )
+
+    def _first_service(self, kind: str) -> str:
+        for name, spec in self._config.services.items():
+            if kind_for(spec, is_async=False) == kind:
+                return name
+        raise ConfigError(f"no {kind} credential is configured in {self._config.source}")
+
+    # ---------------------------------------------------------------- calls with rotation handling
+
+    def call(self, name: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call ``method`` on the exchange client ``name``; the recommended way to make exchange calls.
+
+        Errors are classified (UpstreamAuthError, RateLimited, IPBanned, ClockSkew, ...). If the exchange
+        rejects the credentials, Vault is re-read once; if the key rotated, a read-only call (``fetch*``,
+        ``load*``) is retried once on the new client, and any other call raises CredentialsRotated so the
+        caller decides whether to resend an order.
+        """
+        return self._invoke(
+            "ccxt", name, lambda c: getattr(c, method)(*args, **kwargs), retry=is_read_only(method), what=method
+        )
+
+    async def acall(self, name: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        """The coroutine twin of ``call``, on the ``ccxt.async_support`` client."""
+        return await self._ainvoke(
+            "ccxt_async",
+            name,
+            lambda c: getattr(c, method)(*args, **kwargs),
+            retry=is_read_only(method),
+            what=method,
+        )
+
+    def query_llm(
+        self,
+        prompt: str,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        provider: str = "openai",
+    ) -> str:
+        """Send one user prompt to the chat completions API and return the reply text."""
+        spec = self._llm_spec(provider)
+        request = _chat_request(spec, prompt, model, max_tokens, temperature)
+        return self._invoke(
+            "openai",
+            provider,
+            lambda c: _reply_text(c.chat.completions.create(**request)),
+            retry=True,
+            what="chat.completions.create",
+        )
+
+    async def aquery_llm(
+        self,
+        prompt: str,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        provider: str = "openai",
+    ) -> str:
+        """The coroutine twin of ``query_llm``."""
+        spec = self._llm_spec(provider)
+        request = _chat_request(spec, prompt, model, max_tokens, temperature)
+
+        async def ask(c: Any) -> str:
+            return _reply_text(await c.chat.completions.create(**request))
+
+        return await self._ainvoke("openai_async", provider, ask, retry=True, what="chat.completions.create")
+
+    def _invoke(self, kind: str, name: str, fn: Callable[[Any], T], *, retry: bool, what: str) -> T:
+        slot = self._acquire(kind, name)
+        try:
+            return self._run_on(slot, fn)
+        except UpstreamAuthError as err:
+            newer = self._after_auth_failure(slot)
+            if newer is None:
+                raise
+            if not retry:
+                raise self._rotated_error(slot, newer, what) from err
+            self.stats["auth_retries"] += 1
+            return self._run_on(newer, fn)
+
+    async def _ainvoke(
+        self, kind: str, name: str, fn: Callable[[Any], Awaitable[T]], *, retry: bool, what: str
+    ) -> T:
+        slot = await self._aacquire(kind, name) if kind == "ccxt_async" else self._acquire(kind, name)
+        try:
+            return await self._arun_on(slot, fn)
+        except UpstreamAuthError as err:
+            loop = asyncio.get_running_loop()
+            newer = await loop.run_in_executor(None, self._after_auth_failure, slot)
+            if newer is None:
+                raise
+            if newer.loop is None and kind == "ccxt_async":
+                newer = await self._aacquire(kind, name)
+            if not retry:
+                raise self._rotated_error(slot, newer, what) from err
+            self.stats["auth_retries"] += 1
+            return await self._arun_on(newer, fn)
+
+    def _run_on(self, slot: _Slot, fn: Callable[[Any], T]) -> T:
+        with slot.lock:
+            slot.inflight += 1
+        try:
+            return fn(slot.client)
+        except Exception as exc:
+            err = classify(exc, slot.name, slot.client)
+            if err is None:
+                raise
+            raise err from exc
+        finally:
+            with slot.lock:
+                slot.inflight -= 1
+
+    async def _arun_on(self, slot: _Slot, fn: Callable[[Any], Awaitable[T]]) -> T:
+        with slot.lock:
+            slot.inflight += 1
+        try:
+            return await fn(slot.client)
+        except Exception as exc:
+            err = classify(exc, slot.name, slot.client)
+            if err is None:
+                raise
+            raise err from exc
+        finally:
+            with slot.lock:
+                slot.inflight -= 1
+
+    def _after_auth_failure(self, failed: _Slot) -> _Slot | None:
+        """Re-read the secret once; return a slot with a newer version, or None if it did not rotate."""
+        key = (failed.kind, failed.name)
+        current = self._slots.get(key)
+        if current is not None and current.version != failed.version:
+            return current
+        entry = self._cache.refresh(failed.path)
+        if entry.secret.version == failed.version:
+            return None
+        logger.info(
+            "{}: credentials rejected and Vault has a newer version ({} -> {}); rebuilding",
+            failed.name,
+            failed.version,
+            entry.secret.version,
+        )
+        if failed.kind == "ccxt_async":
+            # Async clients are built on their own loop; the caller re-acquires there.
+            self._invalidate(failed.path)
+            return _Slot(failed.kind, failed.name, failed.path, entry.secret.version, None, 0.0)
+        return self._build(failed.kind, failed.name, self._spec_for_name(failed.name), entry)
+
+    def _rotated_error(self, old: _Slot, new: _Slot, what: str) -> CredentialsRotated:
+        self.stats["rotated_errors"] += 1
+        return CredentialsRotated(
+            f"{old.name}: {what} was rejected because the credentials rotated (version {old.version} -> "
+            f"{new.version}); it was not retried. The broker now holds the new client: resend if still wanted.",
+            service=old.name,
+            old_version=old.version,
+            new_version=new.version,
+        )
+
+    # ---------------------------------------------------------------- acquiring and building
+
+    def _spec_for_name(self, name: str) -> Spec:
+        cfg = self._config
+        for group in (cfg.exchanges, cfg.llm, cfg.services):
+            if name in group:
+                return group[name]
+        known = ", ".join(sorted(cfg.secret_paths())) or "none"
+        raise ConfigError(f"no credential named '{name}' in {cfg.source}; configured: {known}")
+
+    def _llm_spec(self, name: str) -> LLMConfig:
+        spec = self._spec_for_name(name)
+        if not isinstance(spec, LLMConfig):
+            raise ConfigError(f"'{name}' is not an LLM provider (it is configured under another section)")
+        return spec
+
+    def _checked_spec(self, kind: str, name: str) -> Spec:
+        spec = self._spec_for_name(name)
+        if kind_for(spec, is_async=kind.endswith("_async")) != kind:
+            section = "exchanges" if isinstance(spec, ExchangeConfig) else "llm" if isinstance(spec, LLMConfig) else "news/social"
+            raise ConfigError(f"'{name}' is configured under '{section}', which does not make {kind} clients")
+        return spec
+
+    def _acquire(self, kind: str, name: str) -> _Slot:
+        if self._closed:
+            raise CredbrokerError("the broker is closed")
+        spec = self._checked_spec(kind, name)
+        entry = self._entry(spec.secret)
+        key = (kind, name)
+        slot = self._slots.get(key)
+        if slot is not None and slot.version == entry.secret.version:
+            slot.valid_until = self._valid_until(entry)
+            return slot
+        if slot is not None and self._failed.get(spec.secret) == _fail_key(entry):
+            # The new version failed validation already: keep serving the old client until it is fixed.
+            slot.valid_until = self._valid_until(entry)
+            return slot
+        return self._builds.run(key, lambda: self._build(kind, name, spec, entry))
+
+    async def _aacquire(self, kind: str, name: str) -> _Slot:
+        if self._closed:
+            raise CredbrokerError("the broker is closed")
+        spec = self._checked_spec(kind, name)
+        try:
+            entry = await self._cache.aget(spec.secret)
+        except (SecretDeleted, SecretNotFound):
+            self._invalidate(spec.secret, evict=True)
+            raise
+        loop = asyncio.get_running_loop()
+        key = (kind, name)
+        slot = self._slots.get(key)
+        if slot is not None and slot.loop is loop and slot.version == entry.secret.version:
+            slot.valid_until = self._valid_until(entry)
+            return slot
+        if slot is not None and slot.loop is loop and self._failed.get(spec.secret) == _fail_key(entry):
+            slot.valid_until = self._valid_until(entry)
+            return slot
+
+        async def work() -> _Slot:
+            return self._build(kind, name, spec, entry, loop=loop)
+
+        return await self._builds.arun((kind, name, id(loop)), work)
+
+    def _entry(self, path: str) -> CacheEntry:
+        try:
+            return self._cache.get(path)
+        except (SecretDeleted, SecretNotFound):
+            self._invalidate(path, evict=True)
+            raise
+
+    def _valid_until(self, entry: CacheEntry) -> float:
+        now = _now()
+        if entry.fresh_until > now:
+            return entry.fresh_until
+        # Served stale (Vault unavailable): look again shortly, never past max_stale.
+        return min(now + RETRY_AFTER_ERROR_S, entry.stale_until)
+
+    def _build(
+        self, kind: str, name: str, spec: Spec, entry: CacheEntry, *, loop: asyncio.AbstractEventLoop | None = None
+    ) -> _Slot:
+        key = (kind, name)
+        current = self._slots.get(key)
+        if current is not None and current.version == entry.secret.version and current.loop is loop:
+            return current
+        factory = factory_for(kind)
+        secret = entry.secret
+        try:
+            client = factory.build(secret, spec, previous=current.client if current is not None else None)
+        except CredbrokerError as exc:
+            if current is None or current.loop is not loop:
+                raise
+            self._failed[spec.secret] = _fail_key(entry)
+            logger.error(
+                "{}: version {} of {} cannot be used ({}); still serving version {}",
+                name,
+                secret.version,
+                spec.secret,
+                exc,
+                current.version,
+            )
+            current.valid_until = self._valid_until(entry)
+            return current
+        self._failed.pop(spec.secret, None)
+        slot = _Slot(kind, name, spec.secret, secret.version, client, self._valid_until(entry), loop)
+        self._slots[key] = slot
+        self.stats["builds"] += 1
+        field = next((f for f in _PRIMARY_FIELDS if f in secret), None)
+        fp = secret.fingerprint(field) if field else "-"
+        if current is not None:
+            self.stats["rotations"] += 1
+            logger.info(
+                "{}: rebuilt {} client for version {} (was {}; key {})", name, kind, secret.version, current.version, fp
+            )
+            self._retire(current)
+        else:
+            logger.debug("{}: built {} client from {} version {} (key {})", name, kind, spec.secret, secret.version, fp)
+        return slot
+
+    # ---------------------------------------------------------------- rotation (called by the watcher)
+
+    def paths_in_use(self) -> set[str]:
+        """Secret paths behind the clients handed out so far."""
+        return {slot.path for slot in list(self._slots.values())}
+
+    def served_version(self, path: str) -> int | None:
+        versions = [s.version for s in list(self._slots.values()) if s.path == path]
+        return max(versions) if versions else None
+
+    def refresh_path(self, path: str) -> int | None:
+        """Re-read ``path`` now and rebuild its sync clients if its version moved; async ones rebuild on their
+        loop at their next use. Returns the new version, or None if the secret is gone."""
+        try:
+            entry = self._cache.refresh(path)
+        except (SecretDeleted, SecretNotFound) as exc:
+            logger.error("{}; evicting its clients", exc)
+            self._invalidate(path, evict=True)
+            return None
+        for (kind, name), slot in list(self._slots.items()):
+            if slot.path != path or slot.version == entry.secret.version:
+                continue
+            if slot.loop is None:
+                self._builds.run((kind, name), lambda k=kind, n=name: self._build(k, n, self._spec_for_name(n), entry))
+            else:
+                slot.valid_until = 0.0
+                self._schedule_async_rebuild(slot)
+        return entry.secret.version
+
+    def _schedule_async_rebuild(self, slot: _Slot) -> None:
+        loop = slot.loop
+        if loop is None or loop.is_closed() or not loop.is_running():
+            return
+
+        async def rebuild() -> None:
+            try:
+                await self._aacquire(slot.kind, slot.name)
+            except CredbrokerError as exc:
+                logger.error("{}: async rebuild failed: {}", slot.name, exc)
+
+        asyncio.run_coroutine_threadsafe(rebuild(), loop)
+
+    def _invalidate(self, path: str, *, evict: bool = False) -> None:
+        for key, slot in list(self._slots.items()):
+            if slot.path != path:
+                continue
+            if evict:
+                if self._slots.get(key) is slot:
+                    del self._slots[key]
+                self._retire(slot, drain_s=0.0)
+            else:
+                slot.valid_until = 0.0
+
+    # ---------------------------------------------------------------- retiring old clients
+
+    def _retire(self, slot: _Slot, drain_s: float | None = None) -> None:
+        due = _now() + (self._config.vault.drain_s if drain_s is None else drain_s)
+        with self._reaper_cv:
+            heapq.heappush(self._retired, (due, next(self._retire_seq), slot))
+            if self._reaper is None:
+                self._reaper = threading.Thread(target=self._reap_loop, name="credbroker-reaper", daemon=True)
+                self._reaper.start()
+            self._reaper_cv.notify()
+
+    def _reap_loop(self) -> None:
+        while True:
+            with self._reaper_cv:
+                while not self._closed and (not self._retired or self._retired[0][0] > _now()):
+                    timeout = self._retired[0][0] - _now() if self._retired else None
+                    self._reaper_cv.wait(timeout)
+                if self._closed:
+                    return
+                due, seq, slot = heapq.heappop(self._retired)
+                if slot.inflight > 0 and _now() < due + 10 * max(self._config.vault.drain_s, 1.0):
+                    # Still in use through call(): look again shortly.
+                    heapq.heappush(self._retired, (_now() + 0.1, seq, slot))
+                    continue
+            self._close_slot(slot)
+
+    def _close_slot(self, slot: _Slot) -> None:
+        factory = factory_for(slot.kind)
+        try:
+            if slot.loop is None:
+                factory.close(slot.client)
+            elif not slot.loop.is_closed() and slot.loop.is_running():
+                asyncio.run_coroutine_threadsafe(factory.aclose(slot.client), slot.loop).result(timeout=10)
+            else:
+                logger.warning("{}: cannot close an async client whose event loop is gone", slot.name)
+                return
+        except Exception as exc:  # noqa: BLE001 - closing must never break the reaper
+            logger.warning("{}: closing the old {} client failed: {}", slot.name, slot.kind, type(exc).__name__)
+            return
+        self.stats["closes"] += 1
+        logger.debug("{}: closed {} client of version {}", slot.name, slot.kind, slot.version)
+
+    # ---------------------------------------------------------------- status
+
+    def status(self, names: Iterable[str] | None = None) -> list[CredentialStatus]:
+        """One row per configured credential: versions, age and a key fingerprint. Reads Vault when cold."""
+        rows: list[CredentialStatus] = []
+        wanted = list(names) if names is not None else list(self._config.secret_paths())
+        for name in wanted:
+            spec = self._spec_for_name(name)
+            kind = "exchange" if isinstance(spec, ExchangeConfig) else "llm" if isinstance(spec, LLMConfig) else spec.kind
+            try:
+                entry = self._entry(spec.secret)
+            except CredbrokerError as exc:
+                rows.append(CredentialStatus(name, kind, spec.secret, None, None, "", None, None, str(exc)))
+                continue
+            secret = entry.secret
+            field = next((f for f in _PRIMARY_FIELDS if f in secret), None)
+            served = [s.version for (k, n), s in list(self._slots.items()) if n == name]
+            rows.append(
+                CredentialStatus(
+                    name=name,
+                    kind=kind,
+                    path=spec.secret,
+                    version=secret.version,
+                    served_version=max(served) if served else None,
+                    created_time=secret.created_time,
+                    age_s=_age_s(secret.created_time),
+                    fingerprint=secret.fingerprint(field) if field else None,
+                    error=f"version {secret.version} rejected: see logs" if self._failed.get(spec.secret) else None,
+                )
+            )
+        return rows
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def _stop_background(self) -> None:
+        if self._watcher is not None:
+            self._watcher.stop()
+            self._watcher = None
+
+    def close(self) -> None:
+        """Stop the watcher and close every sync client. Use ``aclose()`` if async clients were handed out."""
+        if self._closed:
+            return
+        self._stop_background()
+        with self._reaper_cv:
+            self._closed = True
+            pending = [s for _, _, s in self._retired]
+            self._retired.clear()
+            self._reaper_cv.notify_all()
+        slots = pending + list(self._slots.values())
+        self._slots.clear()
+        for slot in slots:
+            if slot.loop is None:
+                self._close_slot(slot)
+            else:
+                logger.warning("{}: async client left open; call 'await broker.aclose()' instead of close()", slot.name)
+        self._session.close()
+
+    async def aclose(self) -> None:
+        """Stop the watcher and close every client, awaiting async clients on this loop."""
+        if self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self._stop_background)
+        with self._reaper_cv:
+            self._closed = True
+            pending = [s for _, _, s in self._retired]
+            self._retired.clear()
+            self._reaper_cv.notify_all()
+        slots = pending + list(self._slots.values())
+        self._slots.clear()
+        for slot in slots:
+            factory = factory_for(slot.kind)
+            try:
+                if slot.loop is None:
+                    factory.close(slot.client)
+                elif slot.loop is loop:
+                    await factory.aclose(slot.client)
+                elif not slot.loop.is_closed() and slot.loop.is_running():
+                    await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(factory.aclose(slot.client), slot.loop))
+                else:
+                    continue
+                self.stats["closes"] += 1
+            except Exception as exc:  # noqa: BLE001 - keep closing the rest
+                logger.warning("{}: closing the {} client failed: {}", slot.name, slot.kind, type(exc).__name__)
+        self._session.close()
+
+    def __enter__(self) -> Broker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Broker:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"<Broker vault={self._session.addr} clients={len(self._slots)}{' closed' if self._closed else ''}>"
+
+
+def _fail_key(entry: CacheEntry) -> str:
+    return f"{entry.secret.version}"
+
+
+def _age_s(created: str) -> float | None:
+    if not created:
+        return None
+    from datetime import datetime, timezone
+
+    try:
+        # Vault prints nanoseconds; fromisoformat takes at most microseconds.
+        head, _, frac = created.rstrip("Z").partition(".")
+        ts = datetime.fromisoformat(head + ("." + frac[:6] if frac else "")).replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
+    return max(0.0, (datetime.now(timezone.utc) - ts).total_seconds())
+
+
+def _chat_request(
+    spec: LLMConfig, prompt: str, model: str | None, max_tokens: int | None, temperature: float | None
+) -> dict[str, Any]:
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ValueError("prompt must be a non-empty string")
+    return {
+        "model": model or spec.model,
+        "messages": [{"role": "user", "content": prompt}],
+        "max_tokens": spec.max_tokens if max_tokens is None else max_tokens,
+        "temperature": spec.temperature if temperature is None else temperature,
+    }
+
+
+def _reply_text(resp: Any) -> str:
+    choices = getattr(resp, "choices", None) or []
+    if not choices:
+        return ""
+    return str(getattr(choices[0].message, "content", "") or "")
+

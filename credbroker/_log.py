@@ -1,0 +1,64 @@
+"""credbroker's logging: loguru, with every loaded secret value replaced by its fingerprint.
+
+credbroker logs through a child of loguru's global logger, patched with ``scrub_record`` and bound with
+``credbroker=True``. It installs no sink unless asked (``configure_logging``) and does not touch the global
+patcher, so an application keeps control of its own loguru setup. An application that wants its own records
+scrubbed too adds the same patcher: ``logger.configure(patcher=credbroker.scrub_record)``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+from loguru import logger as _root
+
+from credbroker._redact import scrubber
+
+if TYPE_CHECKING:
+    from loguru import Logger, Record
+
+__all__ = ["configure_logging", "logger", "scrub_record"]
+
+def scrub_record(record: Record) -> None:
+    """loguru patcher: replace every secret value credbroker has loaded with its fingerprint."""
+    record["message"] = scrubber.scrub(record["message"])
+    exc = record["exception"]
+    if exc is not None and exc.value is not None:
+        # The formatted traceback is built from the exception's args; scrub them in place so that neither the
+        # message nor a chained cause can carry a key into a sink.
+        _scrub_exception(exc.value)
+    for key, value in list(record["extra"].items()):
+        if isinstance(value, str):
+            record["extra"][key] = scrubber.scrub(value)
+
+
+def _scrub_exception(exc: BaseException, _depth: int = 0) -> None:
+    if _depth > 8:
+        return
+    try:
+        exc.args = tuple(scrubber.scrub(a) if isinstance(a, str) else a for a in exc.args)
+    except (AttributeError, TypeError):
+        pass
+    for nxt in (exc.__cause__, exc.__context__):
+        if nxt is not None:
+            _scrub_exception(nxt, _depth + 1)
+
+
+logger: Logger = _root.patch(scrub_record).bind(credbroker=True)
+
+
+def configure_logging(level: str = "INFO", sink: Any = None) -> int:
+    """Add a loguru sink for credbroker's own messages, with ``diagnose=False``.
+
+    ``diagnose=True`` would print local variables in tracebacks, and a local may hold a key. Returns the sink
+    id for ``logger.remove``.
+    """
+    return _root.add(
+        sink if sink is not None else sys.stderr,
+        level=level,
+        diagnose=False,
+        backtrace=False,
+        filter=lambda r: bool(r["extra"].get("credbroker")),
+        format="{time:HH:mm:ss.SSS} | {level: <7} | credbroker | {message}",
+    )
