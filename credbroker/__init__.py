@@ -5,7 +5,7 @@ identity from ``config/secrets.env``; the ``Broker`` reads and caches secrets, b
 OpenAI clients on demand, and rebuilds them when ops rotate a key, without a restart.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from importlib import metadata as _metadata
 
 from credbroker._broker import Broker, CredentialStatus
 from credbroker._config import (
@@ -51,8 +51,8 @@ from credbroker.exceptions import (
 )
 
 try:
-    __version__ = version("credbroker")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+    __version__ = _metadata.version("credbroker")
+except _metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree without install
     __version__ = "0.0.0+unknown"
 
 __all__ = [
