@@ -79,7 +79,7 @@ class RotationWatcher:
         broker = self._broker
         in_use = broker.paths_in_use()
         changed: set[str] = set()
-        if self._marker_enabled and in_use:
+        if self._marker_enabled:
             changed |= self._check_marker(in_use)
         now = time.monotonic()
         for path in in_use:
@@ -125,8 +125,10 @@ class RotationWatcher:
             return set()
         version = meta.current_version
         previous, self._marker_version = self._marker_version, version
-        if previous is None or version == previous:
+        if version == previous or not in_use:
             return set()
+        # On the first look (previous is None) a rotation may have landed between our first read of a secret
+        # and now; re-checking the paths the marker names costs one read each and cannot miss it.
         # The marker names the paths it rotated; check those against what we serve.
         try:
             paths = set(broker.session.read_marker(self._marker))
