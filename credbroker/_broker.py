@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,7 +21,6 @@ from credbroker._cache import RETRY_AFTER_ERROR_S, CacheEntry, SecretCache
 from credbroker._config import Config, ExchangeConfig, LLMConfig, ServiceConfig, load_config, parse_config
 from credbroker._factories import Spec, factory_for, kind_for
 from credbroker._log import logger
-from credbroker._redact import fingerprint
 from credbroker._singleflight import SingleFlight
 from credbroker._upstream import classify
 from credbroker._vault import VaultSession
@@ -293,9 +293,7 @@ class Broker:
             self.stats["auth_retries"] += 1
             return self._run_on(newer, fn)
 
-    async def _ainvoke(
-        self, kind: str, name: str, fn: Callable[[Any], Awaitable[T]], *, retry: bool, what: str
-    ) -> T:
+    async def _ainvoke(self, kind: str, name: str, fn: Callable[[Any], Awaitable[T]], *, retry: bool, what: str) -> T:
         slot = await self._aacquire(kind, name) if kind == "ccxt_async" else self._acquire(kind, name)
         try:
             return await self._arun_on(slot, fn)
@@ -389,7 +387,13 @@ class Broker:
     def _checked_spec(self, kind: str, name: str) -> Spec:
         spec = self._spec_for_name(name)
         if kind_for(spec, is_async=kind.endswith("_async")) != kind:
-            section = "exchanges" if isinstance(spec, ExchangeConfig) else "llm" if isinstance(spec, LLMConfig) else "news/social"
+            section = (
+                "exchanges"
+                if isinstance(spec, ExchangeConfig)
+                else "llm"
+                if isinstance(spec, LLMConfig)
+                else "news/social"
+            )
             raise ConfigError(f"'{name}' is configured under '{section}', which does not make {kind} clients")
         return spec
 
@@ -511,11 +515,15 @@ class Broker:
             if slot.path != path or slot.version == entry.secret.version:
                 continue
             if slot.loop is None:
-                self._builds.run((kind, name), lambda k=kind, n=name: self._build(k, n, self._spec_for_name(n), entry))
+                self._rebuild_now(kind, name, entry)
             else:
                 slot.valid_until = 0.0
                 self._schedule_async_rebuild(slot)
         return entry.secret.version
+
+    def _rebuild_now(self, kind: str, name: str, entry: CacheEntry) -> None:
+        spec = self._spec_for_name(name)
+        self._builds.run((kind, name), lambda: self._build(kind, name, spec, entry))
 
     def _schedule_async_rebuild(self, slot: _Slot) -> None:
         loop = slot.loop
@@ -577,7 +585,7 @@ class Broker:
             else:
                 logger.warning("{}: cannot close an async client whose event loop is gone", slot.name)
                 return
-        except Exception as exc:  # noqa: BLE001 - closing must never break the reaper
+        except Exception as exc:
             logger.warning("{}: closing the old {} client failed: {}", slot.name, slot.kind, type(exc).__name__)
             return
         self.stats["closes"] += 1
@@ -591,7 +599,9 @@ class Broker:
         wanted = list(names) if names is not None else list(self._config.secret_paths())
         for name in wanted:
             spec = self._spec_for_name(name)
-            kind = "exchange" if isinstance(spec, ExchangeConfig) else "llm" if isinstance(spec, LLMConfig) else spec.kind
+            kind = (
+                "exchange" if isinstance(spec, ExchangeConfig) else "llm" if isinstance(spec, LLMConfig) else spec.kind
+            )
             try:
                 entry = self._entry(spec.secret)
             except CredbrokerError as exc:
@@ -666,7 +676,7 @@ class Broker:
                 else:
                     continue
                 self.stats["closes"] += 1
-            except Exception as exc:  # noqa: BLE001 - keep closing the rest
+            except Exception as exc:
                 logger.warning("{}: closing the {} client failed: {}", slot.name, slot.kind, type(exc).__name__)
         self._session.close()
 
@@ -693,15 +703,15 @@ def _fail_key(entry: CacheEntry) -> str:
 def _age_s(created: str) -> float | None:
     if not created:
         return None
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     try:
         # Vault prints nanoseconds; fromisoformat takes at most microseconds.
         head, _, frac = created.rstrip("Z").partition(".")
-        ts = datetime.fromisoformat(head + ("." + frac[:6] if frac else "")).replace(tzinfo=timezone.utc)
+        ts = datetime.fromisoformat(head + ("." + frac[:6] if frac else "")).replace(tzinfo=UTC)
     except ValueError:
         return None
-    return max(0.0, (datetime.now(timezone.utc) - ts).total_seconds())
+    return max(0.0, (datetime.now(UTC) - ts).total_seconds())
 
 
 def _chat_request(
@@ -722,4 +732,3 @@ def _reply_text(resp: Any) -> str:
     if not choices:
         return ""
     return str(getattr(choices[0].message, "content", "") or "")
-

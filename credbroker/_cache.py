@@ -153,7 +153,7 @@ class SecretCache:
             self.evict(path)
             raise
         now = self._clock()
-        ttl = self._ttl_s * (1.0 - random.uniform(0.0, self._jitter))  # noqa: S311 - jitter, not crypto
+        ttl = self._ttl_s * (1.0 - random.uniform(0.0, self._jitter))
         entry = CacheEntry(
             secret=secret,
             fetched_at=now,

@@ -222,8 +222,7 @@ class _Reader:
             where = f"'{self.where}'" if self.where else "the top level"
             allowed = ", ".join(sorted(self.used))
             raise ConfigError(
-                f"{self.source}: unknown key(s) {', '.join(repr(k) for k in unknown)} in {where}; "
-                f"allowed: {allowed}"
+                f"{self.source}: unknown key(s) {', '.join(repr(k) for k in unknown)} in {where}; allowed: {allowed}"
             )
 
 
@@ -320,9 +319,7 @@ def _parse_group(root: _Reader, key: str, parse: Any, seen: dict[str, str]) -> d
     out: dict[str, Any] = {}
     for name in list(group.data):
         if not _name_ok(name):
-            raise ConfigError(
-                f"{root.source}: '{key}' has an invalid name {name!r}; use letters, digits, '-' and '_'"
-            )
+            raise ConfigError(f"{root.source}: '{key}' has an invalid name {name!r}; use letters, digits, '-' and '_'")
         if name in seen:
             raise ConfigError(
                 f"{root.source}: the name {name!r} is used in both '{seen[name]}' and '{key}'; names must be unique"
@@ -377,9 +374,9 @@ def _resolve_identity(
             values[key] = value
             sources[key] = str(secrets_env)
     for key in BOOTSTRAP_VARS:
-        value = environ.get(key)
-        if value is not None and value.strip():
-            values[key] = value.strip()
+        env_value = environ.get(key)
+        if env_value is not None and env_value.strip():
+            values[key] = env_value.strip()
             sources[key] = "environment"
     if "VAULT_ADDR" not in values:
         values["VAULT_ADDR"] = vault.addr

@@ -38,7 +38,9 @@ class ApiManager:
         provider: str = "openai",
     ) -> str:
         """Send ``prompt`` to the LLM and return the reply text."""
-        return self._broker.query_llm(prompt, model=model, max_tokens=max_tokens, temperature=temperature, provider=provider)
+        return self._broker.query_llm(
+            prompt, model=model, max_tokens=max_tokens, temperature=temperature, provider=provider
+        )
 
     def search_news(self, query: str, **kwargs: Any) -> Any:
         """Search news through the configured NewsAPI credential."""

@@ -192,9 +192,7 @@ class OpenAIFactory:
 
     def validate(self, secret: Secret, spec: LLMConfig) -> None:
         fields = secret.reveal_all()
-        check_required(
-            fields, path=secret.path, version=secret.version, required=("api_key",), what="an LLM client"
-        )
+        check_required(fields, path=secret.path, version=secret.version, required=("api_key",), what="an LLM client")
         # An empty or whitespace-bearing key would surface as a confusing connection error in httpx.
         check_fields(fields, path=secret.path, version=secret.version, names=("api_key", "base_url"))
         base = fields.get("base_url")
@@ -269,9 +267,7 @@ class TwitterFactory:
 
     def validate(self, secret: Secret, spec: ServiceConfig) -> None:
         fields = secret.reveal_all()
-        check_required(
-            fields, path=secret.path, version=secret.version, required=("bearer_token",), what="X/Twitter"
-        )
+        check_required(fields, path=secret.path, version=secret.version, required=("bearer_token",), what="X/Twitter")
         check_fields(fields, path=secret.path, version=secret.version, names=tuple(fields))
 
     def build(self, secret: Secret, spec: ServiceConfig, previous: Any | None = None) -> Any:

@@ -8,6 +8,7 @@ scrubbed too adds the same patcher: ``logger.configure(patcher=credbroker.scrub_
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from loguru import Logger, Record
 
 __all__ = ["configure_logging", "logger", "scrub_record"]
+
 
 def scrub_record(record: Record) -> None:
     """loguru patcher: replace every secret value credbroker has loaded with its fingerprint."""
@@ -36,10 +38,8 @@ def scrub_record(record: Record) -> None:
 def _scrub_exception(exc: BaseException, _depth: int = 0) -> None:
     if _depth > 8:
         return
-    try:
+    with contextlib.suppress(AttributeError, TypeError):
         exc.args = tuple(scrubber.scrub(a) if isinstance(a, str) else a for a in exc.args)
-    except (AttributeError, TypeError):
-        pass
     for nxt in (exc.__cause__, exc.__context__):
         if nxt is not None:
             _scrub_exception(nxt, _depth + 1)

@@ -23,6 +23,7 @@ class Secret:
     path: str
     version: int
     created_time: str
+    _fields: Mapping[str, str]
 
     def __init__(self, path: str, version: int, fields: Mapping[str, str], created_time: str = "") -> None:
         object.__setattr__(self, "path", path)

@@ -75,7 +75,7 @@ def _classify_ccxt(exc: BaseException, service: str, client: Any) -> UpstreamErr
         return UpstreamAuthError(f"{service}: credentials rejected: {text}", service=service)
     if isinstance(exc, ccxt.DDoSProtection):  # RateLimitExceeded is a subclass
         match = _STATUS_RE.search(text)
-        if match and match.group(1) == "418" or "banned" in text.lower():
+        if (match and match.group(1) == "418") or "banned" in text.lower():
             return IPBanned(f"{service}: this IP is banned by the exchange: {text}", service=service, status=418)
         return RateLimited(
             f"{service}: rate limited: {text}",

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from credbroker._config import VaultConfig, VaultIdentity
@@ -19,8 +20,8 @@ from credbroker._redact import scrubber
 from credbroker._secret import Secret
 from credbroker.exceptions import (
     AuthenticationFailed,
-    CredentialError,
     CredbrokerError,
+    CredentialError,
     MountNotFound,
     PermissionDenied,
     SecretDeleted,
@@ -252,7 +253,7 @@ class VaultSession:
             client.auth.token.lookup_self()
         except he.Forbidden:
             return True
-        except Exception:  # noqa: BLE001 - any other failure tells us nothing about the token
+        except Exception:
             return False
         return False
 
@@ -338,7 +339,7 @@ class VaultSession:
                     f"nothing under it), so '{kv_path}' cannot be read; fix vault.kv_mount",
                     path=api_path,
                 )
-            except Exception:  # noqa: BLE001,S110 - fall back to the plain policy error
+            except Exception:
                 pass
         return PermissionDenied(
             f"Vault policy does not grant read on {api_path}; add it to this identity's policy",
@@ -359,9 +360,7 @@ class VaultSession:
         def do(client: hvac.Client) -> Any:
             try:
                 # Explicit flag: hvac warns when it is left to default, and we handle deletion ourselves.
-                return client.secrets.kv.v2.read_secret_version(
-                    path, mount_point=mount, raise_on_deleted_version=False
-                )
+                return client.secrets.kv.v2.read_secret_version(path, mount_point=mount, raise_on_deleted_version=False)
             except he.InvalidPath as exc:
                 if "no handler for route" in str(exc):
                     raise MountNotFound(
@@ -491,9 +490,9 @@ class VaultSession:
 
     def bump_marker(self, path: str, changed: list[str]) -> int:
         """Record a rotation in the marker so every broker notices within ~1 s. POST /v1/{mount}/data/{path}."""
-        from datetime import datetime, timezone
+        from datetime import datetime
 
-        fields = {"paths": ",".join(changed), "at": datetime.now(timezone.utc).isoformat()}
+        fields = {"paths": ",".join(changed), "at": datetime.now(UTC).isoformat()}
         return self.write(path, fields)
 
     def token_info(self) -> dict[str, Any]:

@@ -55,7 +55,7 @@ class RotationWatcher:
         self._thread = None
 
     def _next_due(self) -> float:
-        return time.monotonic() + self._poll_interval * (1.0 - random.uniform(0.0, self._jitter))  # noqa: S311
+        return time.monotonic() + self._poll_interval * (1.0 - random.uniform(0.0, self._jitter))
 
     def _run(self) -> None:
         while not self._stop.wait(self._marker_interval):
@@ -70,7 +70,7 @@ class RotationWatcher:
                     logger.warning("rotation watcher: {}; will keep trying", exc)
             except CredbrokerError as exc:
                 logger.error("rotation watcher: {}", exc)
-            except Exception:  # noqa: BLE001 - the watcher must outlive any surprise
+            except Exception:
                 logger.exception("rotation watcher: unexpected failure")
 
     def tick(self) -> None:

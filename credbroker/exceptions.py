@@ -92,9 +92,7 @@ class CredentialError(CredbrokerError):
 
     exit_code = 3
 
-    def __init__(
-        self, message: str, *, path: str = "", version: int | None = None, field: str | None = None
-    ) -> None:
+    def __init__(self, message: str, *, path: str = "", version: int | None = None, field: str | None = None) -> None:
         self.path = path
         self.version = version
         self.field = field
@@ -149,9 +147,7 @@ class SecretNotFound(VaultError):
 class SecretDeleted(VaultError):
     """The latest version was soft-deleted or destroyed. credbroker never falls back to an older one."""
 
-    def __init__(
-        self, message: str, *, path: str, version: int, deletion_time: str, destroyed: bool
-    ) -> None:
+    def __init__(self, message: str, *, path: str, version: int, deletion_time: str, destroyed: bool) -> None:
         self.version = version
         self.deletion_time = deletion_time
         self.destroyed = destroyed

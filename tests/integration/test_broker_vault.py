@@ -115,7 +115,9 @@ def test_api_manager_facade_keeps_the_original_interface(
     credbroker_vault: VaultSandbox, canary: Callable[[], str]
 ) -> None:
     key = canary()
-    credbroker_vault.put("bitget", {"apiKey": key, "secret": canary(), "password": canary()}, options={"defaultType": "swap"})
+    credbroker_vault.put(
+        "bitget", {"apiKey": key, "secret": canary(), "password": canary()}, options={"defaultType": "swap"}
+    )
     manager = ApiManager(credbroker_vault.config_dict())
     try:
         exchange = manager.get_exchange_connection("bitget")

@@ -39,8 +39,9 @@ def test_log_lines_never_carry_a_loaded_secret(capture_logs: list[str]) -> None:
 
 
 def test_credbroker_sink_shows_no_locals_or_secrets_in_tracebacks() -> None:
-    from credbroker import configure_logging
     from loguru import logger as root
+
+    from credbroker import configure_logging
 
     lines: list[str] = []
     sink = configure_logging("DEBUG", sink=lambda m: lines.append(str(m)))
