@@ -1,0 +1,1 @@
+"""Test instruments and pytest fixtures for credbroker users."""
