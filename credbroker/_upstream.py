@@ -25,6 +25,10 @@ from credbroker.exceptions import (
 __all__ = ["classify"]
 
 _STATUS_RE = re.compile(r"\b(418|429)\b")
+# Exchange error codes that mean "these credentials are not valid", whatever ccxt class carries them. ccxt's
+# binance raises DDoSProtection for -2015 once a client has authenticated before (it guesses a temporary ban);
+# for a broker that just rotated the key, that answer means the key was revoked.
+_AUTH_CODES = re.compile(r'"code"\s*:\s*"?(-2014|-2015|-1022|400003|400004|400005|40006|40009|40012)\b')
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -71,7 +75,7 @@ def _classify_ccxt(exc: BaseException, service: str, client: Any) -> UpstreamErr
             f"clock: {text}",
             service=service,
         )
-    if isinstance(exc, ccxt.AuthenticationError):
+    if isinstance(exc, ccxt.AuthenticationError) or _AUTH_CODES.search(str(exc)):
         return UpstreamAuthError(f"{service}: credentials rejected: {text}", service=service)
     if isinstance(exc, ccxt.DDoSProtection):  # RateLimitExceeded is a subclass
         match = _STATUS_RE.search(text)
