@@ -41,6 +41,11 @@ _now = time.monotonic
 # ccxt method names that only read; everything else (orders, transfers, withdrawals) is never retried.
 _READ_ONLY_PREFIXES = ("fetch", "load")
 _PRIMARY_FIELDS = ("apiKey", "api_key", "bearer_token", "token")
+# A read-only call is retried only when Vault holds a newer version than the client that failed, so every retry
+# follows real progress. More than one happens when rotations come faster than a queued call runs: ccxt's rate
+# limiter can hold a call for seconds (16 tasks on one Binance client wait ~16 s), and a call signs only when it
+# leaves the queue. The window bounds how long one call keeps following a key that rotates again and again.
+_ROTATION_RETRY_WINDOW_S = 60.0
 
 
 def is_read_only(method: str) -> bool:
@@ -282,32 +287,36 @@ class Broker:
 
     def _invoke(self, kind: str, name: str, fn: Callable[[Any], T], *, retry: bool, what: str) -> T:
         slot = self._acquire(kind, name)
-        try:
-            return self._run_on(slot, fn)
-        except UpstreamAuthError as err:
-            newer = self._after_auth_failure(slot)
-            if newer is None:
-                raise
-            if not retry:
-                raise self._rotated_error(slot, newer, what) from err
-            self.stats["auth_retries"] += 1
-            return self._run_on(newer, fn)
+        deadline = _now() + _ROTATION_RETRY_WINDOW_S
+        while True:
+            try:
+                return self._run_on(slot, fn)
+            except UpstreamAuthError as err:
+                newer = self._after_auth_failure(slot)
+                if newer is None or _now() > deadline:
+                    raise
+                if not retry:
+                    raise self._rotated_error(slot, newer, what) from err
+                self.stats["auth_retries"] += 1
+                slot = newer
 
     async def _ainvoke(self, kind: str, name: str, fn: Callable[[Any], Awaitable[T]], *, retry: bool, what: str) -> T:
         slot = await self._aacquire(kind, name) if kind == "ccxt_async" else self._acquire(kind, name)
-        try:
-            return await self._arun_on(slot, fn)
-        except UpstreamAuthError as err:
-            loop = asyncio.get_running_loop()
-            newer = await loop.run_in_executor(None, self._after_auth_failure, slot)
-            if newer is None:
-                raise
-            if newer.loop is None and kind == "ccxt_async":
-                newer = await self._aacquire(kind, name)
-            if not retry:
-                raise self._rotated_error(slot, newer, what) from err
-            self.stats["auth_retries"] += 1
-            return await self._arun_on(newer, fn)
+        loop = asyncio.get_running_loop()
+        deadline = _now() + _ROTATION_RETRY_WINDOW_S
+        while True:
+            try:
+                return await self._arun_on(slot, fn)
+            except UpstreamAuthError as err:
+                newer = await loop.run_in_executor(None, self._after_auth_failure, slot)
+                if newer is None or _now() > deadline:
+                    raise
+                if newer.loop is None and kind == "ccxt_async":
+                    newer = await self._aacquire(kind, name)
+                if not retry:
+                    raise self._rotated_error(slot, newer, what) from err
+                self.stats["auth_retries"] += 1
+                slot = newer
 
     def _run_on(self, slot: _Slot, fn: Callable[[Any], T]) -> T:
         with slot.lock:
@@ -339,11 +348,12 @@ class Broker:
 
     def _after_auth_failure(self, failed: _Slot) -> _Slot | None:
         """Re-read the secret once; return a slot with a newer version, or None if it did not rotate."""
+        failed_at = _now()
         key = (failed.kind, failed.name)
         current = self._slots.get(key)
         if current is not None and current.version != failed.version:
             return current
-        entry = self._cache.refresh(failed.path)
+        entry = self._cache.refresh_after(failed.path, failed_at)
         if entry.secret.version == failed.version:
             return None
         logger.info(

@@ -28,6 +28,7 @@ class CacheEntry:
 
     secret: Secret
     fetched_at: float
+    read_started_at: float
     fresh_until: float
     stale_until: float
 
@@ -141,8 +142,20 @@ class SecretCache:
             )
         return entry
 
+    def refresh_after(self, path: str, moment: float) -> CacheEntry:
+        """Like ``refresh``, but the result comes from a read that began after ``moment``.
+
+        After an authentication failure, a read that was already under way may predate the rotation that
+        caused the failure; joining it would miss the new version.
+        """
+        entry = self.refresh(path)
+        if entry.read_started_at < moment:
+            entry = self.refresh(path)
+        return entry
+
     def _load(self, path: str) -> CacheEntry:
         self.reads += 1
+        started = self._clock()
         try:
             secret = self._session.read(path)
         except VaultUnavailable:
@@ -157,6 +170,7 @@ class SecretCache:
         entry = CacheEntry(
             secret=secret,
             fetched_at=now,
+            read_started_at=started,
             fresh_until=now + ttl,
             stale_until=now + self._ttl_s + self._max_stale_s,
         )

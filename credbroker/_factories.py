@@ -160,6 +160,8 @@ class CcxtFactory:
             client.set_sandbox_mode(True)
         if spec.api_base:
             client.urls["api"] = rebase_urls(client.urls["api"], spec.api_base)
+        if not self.is_async:
+            _widen_connection_pool(client)
         markets = getattr(previous, "markets", None)
         if markets:
             # Markets are public data: a rotated client need not download them again.
@@ -175,6 +177,17 @@ class CcxtFactory:
         result = client.close()
         if inspect.isawaitable(result):
             await result
+
+
+def _widen_connection_pool(client: Any) -> None:
+    """Let many threads share one sync client without urllib3 discarding connections (default pool: 10)."""
+    session = getattr(client, "session", None)
+    if session is None or not hasattr(session, "mount"):
+        return
+    from requests.adapters import HTTPAdapter
+
+    for prefix in ("https://", "http://"):
+        session.mount(prefix, HTTPAdapter(pool_connections=8, pool_maxsize=64))
 
 
 # ---------------------------------------------------------------- OpenAI
