@@ -5,8 +5,6 @@ identity from ``config/secrets.env``; the ``Broker`` reads and caches secrets, b
 OpenAI clients on demand, and rebuilds them when ops rotate a key, without a restart.
 """
 
-from importlib import metadata as _metadata
-
 from credbroker._broker import Broker, CredentialStatus
 from credbroker._config import (
     Config,
@@ -50,10 +48,18 @@ from credbroker.exceptions import (
     WriteConflict,
 )
 
-try:
-    __version__ = _metadata.version("credbroker")
-except _metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-    __version__ = "0.0.0+unknown"
+
+def __getattr__(name: str) -> str:
+    # importlib.metadata costs ~40 ms at import; look the version up only when asked.
+    if name == "__version__":
+        from importlib import metadata
+
+        try:
+            return metadata.version("credbroker")
+        except metadata.PackageNotFoundError:  # pragma: no cover - a source tree without install
+            return "0.0.0+unknown"
+    raise AttributeError(f"module 'credbroker' has no attribute {name!r}")
+
 
 __all__ = [
     "ApiManager",

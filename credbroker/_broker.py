@@ -5,7 +5,6 @@ The hot path (a warm ``exchange(name)``) is one dict look-up and one clock read:
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import itertools
 import os
@@ -14,15 +13,13 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from credbroker._cache import RETRY_AFTER_ERROR_S, CacheEntry, SecretCache
 from credbroker._config import Config, ExchangeConfig, LLMConfig, ServiceConfig, load_config, parse_config
 from credbroker._factories import Spec, factory_for, kind_for
 from credbroker._log import logger
 from credbroker._singleflight import SingleFlight
-from credbroker._upstream import classify
 from credbroker._vault import VaultSession
 from credbroker.exceptions import (
     ConfigError,
@@ -32,6 +29,9 @@ from credbroker.exceptions import (
     SecretNotFound,
     UpstreamAuthError,
 )
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["Broker", "CredentialStatus"]
 
@@ -137,7 +137,7 @@ class Broker:
     @classmethod
     def from_config(cls, path: str | os.PathLike[str] = "config/config.yaml", **kwargs: Any) -> Broker:
         """Load config.yaml (and the dotenv it names) and return a broker. Raises ConfigError."""
-        return cls(load_config(Path(path)), **kwargs)
+        return cls(load_config(path), **kwargs)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], **kwargs: Any) -> Broker:
@@ -167,6 +167,8 @@ class Broker:
 
     async def async_exchange(self, name: str) -> Any:
         """The ``ccxt.async_support`` client for ``name``, bound to the running event loop."""
+        import asyncio
+
         slot = self._slots.get(("ccxt_async", name))
         if slot is not None and slot.valid_until > _now() and slot.loop is asyncio.get_running_loop():
             return slot.client
@@ -301,6 +303,8 @@ class Broker:
                 slot = newer
 
     async def _ainvoke(self, kind: str, name: str, fn: Callable[[Any], Awaitable[T]], *, retry: bool, what: str) -> T:
+        import asyncio
+
         slot = await self._aacquire(kind, name) if kind == "ccxt_async" else self._acquire(kind, name)
         loop = asyncio.get_running_loop()
         deadline = _now() + _ROTATION_RETRY_WINDOW_S
@@ -324,6 +328,8 @@ class Broker:
         try:
             return fn(slot.client)
         except Exception as exc:
+            from credbroker._upstream import classify
+
             err = classify(exc, slot.name, slot.client)
             if err is None:
                 raise
@@ -338,6 +344,8 @@ class Broker:
         try:
             return await fn(slot.client)
         except Exception as exc:
+            from credbroker._upstream import classify
+
             err = classify(exc, slot.name, slot.client)
             if err is None:
                 raise
@@ -424,6 +432,8 @@ class Broker:
         return self._builds.run(key, lambda: self._build(kind, name, spec, entry))
 
     async def _aacquire(self, kind: str, name: str) -> _Slot:
+        import asyncio
+
         if self._closed:
             raise CredbrokerError("the broker is closed")
         spec = self._checked_spec(kind, name)
@@ -536,6 +546,8 @@ class Broker:
         self._builds.run((kind, name), lambda: self._build(kind, name, spec, entry))
 
     def _schedule_async_rebuild(self, slot: _Slot) -> None:
+        import asyncio
+
         loop = slot.loop
         if loop is None or loop.is_closed() or not loop.is_running():
             return
@@ -586,6 +598,8 @@ class Broker:
             self._close_slot(slot)
 
     def _close_slot(self, slot: _Slot) -> None:
+        import asyncio
+
         factory = factory_for(slot.kind)
         try:
             if slot.loop is None:
@@ -663,6 +677,8 @@ class Broker:
 
     async def aclose(self) -> None:
         """Stop the watcher and close every client, awaiting async clients on this loop."""
+        import asyncio
+
         if self._closed:
             return
         loop = asyncio.get_running_loop()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 import threading
 import time
@@ -19,7 +18,7 @@ __all__ = ["CacheEntry", "SecretCache"]
 
 # While Vault is failing, a stale entry is re-tried at most this often, so an outage does not turn every
 # client request into a Vault request, and a recovered Vault is noticed within this long.
-RETRY_AFTER_ERROR_S = 1.0
+RETRY_AFTER_ERROR_S = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +94,8 @@ class SecretCache:
             return entry
         if entry is not None and now < self._retry_at.get(path, 0.0):
             return self._stale_or_raise(path, entry, None)
+        import asyncio
+
         loop = asyncio.get_running_loop()
 
         async def work() -> CacheEntry:

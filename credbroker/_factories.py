@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import copy
 import functools
-import inspect
 import threading
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from credbroker._config import ExchangeConfig, LLMConfig, ServiceConfig
 from credbroker._secret import Secret
-from credbroker._urls import rebase_urls
 from credbroker._validate import check_fields, check_required
 from credbroker.exceptions import ConfigError, CredentialError, MissingExtra
 
@@ -159,6 +157,8 @@ class CcxtFactory:
         if spec.sandbox:
             client.set_sandbox_mode(True)
         if spec.api_base:
+            from credbroker._urls import rebase_urls
+
             client.urls["api"] = rebase_urls(client.urls["api"], spec.api_base)
         if not self.is_async:
             _widen_connection_pool(client)
@@ -175,7 +175,7 @@ class CcxtFactory:
 
     async def aclose(self, client: Any) -> None:
         result = client.close()
-        if inspect.isawaitable(result):
+        if hasattr(result, "__await__"):
             await result
 
 
@@ -237,7 +237,7 @@ class OpenAIFactory:
 
     async def aclose(self, client: Any) -> None:
         result = client.close()
-        if inspect.isawaitable(result):
+        if hasattr(result, "__await__"):
             await result
 
 

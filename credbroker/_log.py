@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from typing import TYPE_CHECKING, Any
-
-from loguru import logger as _root
+from typing import TYPE_CHECKING, Any, cast
 
 from credbroker._redact import scrubber
 
@@ -45,7 +43,21 @@ def _scrub_exception(exc: BaseException, _depth: int = 0) -> None:
             _scrub_exception(nxt, _depth + 1)
 
 
-logger: Logger = _root.patch(scrub_record).bind(credbroker=True)
+class _LazyLogger:
+    """Imports loguru on the first log call: ``import credbroker`` stays cheap (loguru costs ~30 ms)."""
+
+    _real: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        real = _LazyLogger._real
+        if real is None:
+            from loguru import logger as root
+
+            real = _LazyLogger._real = root.patch(scrub_record).bind(credbroker=True)
+        return getattr(real, name)
+
+
+logger = cast("Logger", _LazyLogger())
 
 
 def configure_logging(level: str = "INFO", sink: Any = None) -> int:
@@ -54,7 +66,9 @@ def configure_logging(level: str = "INFO", sink: Any = None) -> int:
     ``diagnose=True`` would print local variables in tracebacks, and a local may hold a key. Returns the sink
     id for ``logger.remove``.
     """
-    return _root.add(
+    from loguru import logger as root
+
+    return root.add(
         sink if sink is not None else sys.stderr,
         level=level,
         diagnose=False,

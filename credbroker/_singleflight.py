@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Awaitable, Callable, Hashable
-from concurrent.futures import Future
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 __all__ = ["SingleFlight"]
 
@@ -30,6 +31,8 @@ class SingleFlight(Generic[T]):
             fut = self._inflight.get(key)
             if fut is not None:
                 return fut, False
+            from concurrent.futures import Future
+
             fut = Future()
             self._inflight[key] = fut
             return fut, True
@@ -59,6 +62,8 @@ class SingleFlight(Generic[T]):
         """The coroutine twin of ``run``."""
         fut, owner = self._claim(key)
         if not owner:
+            import asyncio
+
             return await asyncio.wrap_future(fut)
         try:
             result = await work()

@@ -13,7 +13,6 @@ Policies (documented in the README):
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping
 
 from credbroker.exceptions import CredentialError
@@ -79,6 +78,8 @@ def check_required(
                 hint = f"; found '{have}': rename it to '{name}' (credbroker uses ccxt's field names)"
                 break
         else:
+            import difflib
+
             close = difflib.get_close_matches(name, list(present), n=1)
             if close:
                 hint = f"; found '{close[0]}': did you mean '{name}'?"
