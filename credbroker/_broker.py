@@ -6,6 +6,7 @@ The hot path (a warm ``exchange(name)``) is one dict look-up and one clock read:
 from __future__ import annotations
 
 import heapq
+from collections import Counter
 import itertools
 import os
 import threading
@@ -125,6 +126,11 @@ class Broker:
             "auth_retries": 0,
             "rotated_errors": 0,
         }
+        # Plain counters for metrics: the hot path cannot afford a lock, so under heavy thread contention a
+        # few increments may be lost. They are monitoring signals, not accounting.
+        self.hits = 0
+        self.misses = 0
+        self.errors: Counter[str] = Counter()
         self._watcher: Any = None
         if watch:
             from credbroker._watcher import RotationWatcher
@@ -162,6 +168,7 @@ class Broker:
         """The ccxt exchange client for ``name``. Raises ConfigError, CredentialError or a VaultError."""
         slot = self._slots.get(("ccxt", name))
         if slot is not None and slot.valid_until > _now():
+            self.hits += 1
             return slot.client
         return self._acquire("ccxt", name).client
 
@@ -171,6 +178,7 @@ class Broker:
 
         slot = self._slots.get(("ccxt_async", name))
         if slot is not None and slot.valid_until > _now() and slot.loop is asyncio.get_running_loop():
+            self.hits += 1
             return slot.client
         return (await self._aacquire("ccxt_async", name)).client
 
@@ -178,6 +186,7 @@ class Broker:
         """The ``openai.OpenAI`` client for the LLM provider ``name``."""
         slot = self._slots.get(("openai", name))
         if slot is not None and slot.valid_until > _now():
+            self.hits += 1
             return slot.client
         return self._acquire("openai", name).client
 
@@ -185,6 +194,7 @@ class Broker:
         """The ``openai.AsyncOpenAI`` client for ``name``. Its first call may read Vault (blocking briefly)."""
         slot = self._slots.get(("openai_async", name))
         if slot is not None and slot.valid_until > _now():
+            self.hits += 1
             return slot.client
         return self._acquire("openai_async", name).client
 
@@ -196,6 +206,7 @@ class Broker:
         kind = kind_for(spec, is_async=False)
         slot = self._slots.get((kind, name))
         if slot is not None and slot.valid_until > _now():
+            self.hits += 1
             return slot.client
         return self._acquire(kind, name).client
 
@@ -333,6 +344,7 @@ class Broker:
             err = classify(exc, slot.name, slot.client)
             if err is None:
                 raise
+            self.errors[type(err).__name__] += 1
             raise err from exc
         finally:
             with slot.lock:
@@ -349,6 +361,7 @@ class Broker:
             err = classify(exc, slot.name, slot.client)
             if err is None:
                 raise
+            self.errors[type(err).__name__] += 1
             raise err from exc
         finally:
             with slot.lock:
@@ -418,6 +431,7 @@ class Broker:
     def _acquire(self, kind: str, name: str) -> _Slot:
         if self._closed:
             raise CredbrokerError("the broker is closed")
+        self.misses += 1
         spec = self._checked_spec(kind, name)
         entry = self._entry(spec.secret)
         key = (kind, name)
@@ -436,6 +450,7 @@ class Broker:
 
         if self._closed:
             raise CredbrokerError("the broker is closed")
+        self.misses += 1
         spec = self._checked_spec(kind, name)
         try:
             entry = await self._cache.aget(spec.secret)
