@@ -6,11 +6,11 @@ The hot path (a warm ``exchange(name)``) is one dict look-up and one clock read:
 from __future__ import annotations
 
 import heapq
-from collections import Counter
 import itertools
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC
