@@ -11,7 +11,8 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -303,15 +304,11 @@ class Broker:
         deadline = _now() + _ROTATION_RETRY_WINDOW_S
         while True:
             try:
-                return self._run_on(slot, fn)
+                with self._using(slot) as client:
+                    return fn(client)
             except UpstreamAuthError as err:
                 newer = self._after_auth_failure(slot)
-                if newer is None or _now() > deadline:
-                    raise
-                if not retry:
-                    raise self._rotated_error(slot, newer, what) from err
-                self.stats["auth_retries"] += 1
-                slot = newer
+                slot = self._retry_on(slot, newer, err, retry=retry, deadline=deadline, what=what)
 
     async def _ainvoke(self, kind: str, name: str, fn: Callable[[Any], Awaitable[T]], *, retry: bool, what: str) -> T:
         import asyncio
@@ -321,23 +318,21 @@ class Broker:
         deadline = _now() + _ROTATION_RETRY_WINDOW_S
         while True:
             try:
-                return await self._arun_on(slot, fn)
+                with self._using(slot) as client:
+                    return await fn(client)
             except UpstreamAuthError as err:
                 newer = await loop.run_in_executor(None, self._after_auth_failure, slot)
-                if newer is None or _now() > deadline:
-                    raise
-                if newer.loop is None and kind == "ccxt_async":
+                if newer is not None and newer.loop is None and kind == "ccxt_async":
                     newer = await self._aacquire(kind, name)
-                if not retry:
-                    raise self._rotated_error(slot, newer, what) from err
-                self.stats["auth_retries"] += 1
-                slot = newer
+                slot = self._retry_on(slot, newer, err, retry=retry, deadline=deadline, what=what)
 
-    def _run_on(self, slot: _Slot, fn: Callable[[Any], T]) -> T:
+    @contextmanager
+    def _using(self, slot: _Slot) -> Iterator[Any]:
+        """Count the slot as in use (so the reaper waits) and translate the service's errors."""
         with slot.lock:
             slot.inflight += 1
         try:
-            return fn(slot.client)
+            yield slot.client
         except Exception as exc:
             from credbroker._upstream import classify
 
@@ -350,22 +345,16 @@ class Broker:
             with slot.lock:
                 slot.inflight -= 1
 
-    async def _arun_on(self, slot: _Slot, fn: Callable[[Any], Awaitable[T]]) -> T:
-        with slot.lock:
-            slot.inflight += 1
-        try:
-            return await fn(slot.client)
-        except Exception as exc:
-            from credbroker._upstream import classify
-
-            err = classify(exc, slot.name, slot.client)
-            if err is None:
-                raise
-            self.errors[type(err).__name__] += 1
-            raise err from exc
-        finally:
-            with slot.lock:
-                slot.inflight -= 1
+    def _retry_on(
+        self, failed: _Slot, newer: _Slot | None, err: UpstreamAuthError, *, retry: bool, deadline: float, what: str
+    ) -> _Slot:
+        """Decide what follows an authentication failure: the slot to retry on, or the error to raise."""
+        if newer is None or _now() > deadline:
+            raise err
+        if not retry:
+            raise self._rotated_error(failed, newer, what) from err
+        self.stats["auth_retries"] += 1
+        return newer
 
     def _after_auth_failure(self, failed: _Slot) -> _Slot | None:
         """Re-read the secret once; return a slot with a newer version, or None if it did not rotate."""
