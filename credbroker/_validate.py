@@ -92,4 +92,7 @@ def check_required(
 
 
 def _v(version: int | None) -> str:
-    return f" (version {version})" if version is not None else ""
+    if version is None:
+        return ""
+    # Version 0 is what rotate validates: fields not yet written to Vault.
+    return f" (version {version})" if version > 0 else " (new fields, not yet written)"

@@ -54,8 +54,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     _LOG_TEXT.clear()
     leaked = _leaks("\n".join(texts))
     if leaked:
+        original = str(report.longrepr) if report.longrepr is not None else ""
+        for value in leaked:
+            original = original.replace(value, "<canary>")
         report.outcome = "failed"
+        # Keep the test's own failure (canaries masked): a leak in a failing test's traceback must not hide why
+        # it failed.
         report.longrepr = (
             f"SECRET LEAK: {len(leaked)} canary value(s) planted as secrets appeared in the output of "
-            f"{item.nodeid} during {report.when} (values withheld)"
+            f"{item.nodeid} during {report.when} (values withheld)" + (f"\n\n{original}" if original else "")
         )
