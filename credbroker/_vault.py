@@ -43,6 +43,9 @@ T = TypeVar("T")
 # Renew when this fraction of the token's TTL is used up; log in again when renewal can no longer extend it.
 _RENEW_AT_FRACTION = 0.5
 _MIN_USEFUL_TTL_S = 10.0
+# After a login or renewal failed because Vault is unavailable, callers queued behind the auth lock get that
+# failure instead of each waiting out its own timeout in turn; the next attempt is made after this long.
+_AUTH_RETRY_AFTER_S = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +71,28 @@ def _status_error(exc: Exception) -> type[VaultError] | None:
         (he.RateLimitExceeded, VaultUnavailable),
         (he.UnexpectedError, VaultUnavailable),
         (he.Unauthorized, AuthenticationFailed),
+        (he.InvalidPath, SecretNotFound),
     ]
     for hvac_cls, ours in table:
         if isinstance(exc, hvac_cls):
             return ours
+    return None
+
+
+def _vault_errors(exc: Exception) -> str:
+    """Vault's own error text (never the request body), scrubbed and bounded."""
+    errors = getattr(exc, "errors", None)
+    text = "; ".join(str(e) for e in errors) if isinstance(errors, list | tuple) and errors else type(exc).__name__
+    return scrubber.scrub(" ".join(text.split()))[:200]
+
+
+def _deleted_version_body(body: object) -> Mapping[str, Any] | None:
+    """The 404 body KV v2 sends for a deleted or destroyed latest version, or None for a plain 404."""
+    if not isinstance(body, Mapping) or not isinstance(body.get("data"), Mapping):
+        return None
+    meta = body["data"].get("metadata")
+    if isinstance(meta, Mapping) and (meta.get("deletion_time") or meta.get("destroyed")):
+        return body
     return None
 
 
@@ -92,6 +113,13 @@ class VaultSession:
         self._renewable = False
         self._warned_no_relogin = False
         self._closed = False
+        # Bumped by every successful login, so a thread whose request met a dead token can tell whether someone
+        # else has already logged in again (one re-login per dead token, however many threads noticed).
+        self._login_gen = 0
+        # An AppRole login Vault refused. Kept, never retried: each attempt can spend one of the secret_id's uses.
+        self._login_refused: AuthenticationFailed | None = None
+        self._auth_unavailable: VaultUnavailable | None = None
+        self._auth_retry_at = 0.0
         self.requests = 0  # every HTTP request sent, for status and tests; not exact under races
 
     # ---------------------------------------------------------------- lifecycle
@@ -110,6 +138,8 @@ class VaultSession:
         verify: str | bool = self._identity.cacert or True
         return hvac.Client(
             url=self._identity.addr,
+            # Not None: hvac would fall back to VAULT_TOKEN or ~/.vault-token, an identity the config did not name.
+            token="",
             verify=verify,
             timeout=self._cfg.timeout_s,
             namespace=self._identity.namespace,
@@ -141,48 +171,96 @@ class VaultSession:
     def _login_locked(self) -> None:
         if self._closed:
             raise VaultError("the Vault session is closed")
+        if self._login_refused is not None:
+            # Same identity, same answer: do not spend another use of the secret_id finding out.
+            refused = self._login_refused
+            raise AuthenticationFailed(str(refused), path=refused.path) from refused.__cause__
+        self._raise_if_auth_unavailable()
+        # Registered before the attempt: whatever happens next, these never reach a log line.
+        scrubber.add(v for v in (self._identity.secret_id, self._identity.token) if v)
         client = self._client or self._new_client()
-        ident = self._identity
-        if self._cfg.auth == "approle":
-            try:
-                with self._mapped(f"auth/{self._cfg.approle_mount}/login", relogin=False):
-                    self.requests += 1
-                    resp = client.auth.approle.login(
-                        role_id=ident.role_id,
-                        secret_id=ident.secret_id,
-                        mount_point=self._cfg.approle_mount,
-                        use_token=True,
-                    )
-            except (AuthenticationFailed, PermissionDenied, MountNotFound, SecretNotFound) as exc:
-                # Never loop here: every login attempt spends one of the secret_id's uses.
-                raise AuthenticationFailed(
-                    f"AppRole login at {ident.addr}/v1/auth/{self._cfg.approle_mount}/login failed: "
-                    f"{exc}. The role_id came from {ident.source_of('VAULT_ROLE_ID')} and the secret_id from "
-                    f"{ident.source_of('VAULT_SECRET_ID')}; the secret_id may be expired, used up, or for "
-                    "another role or auth mount. Issue a new secret_id."
-                ) from exc
-            auth = resp["auth"]
-            self._set_lease(float(auth.get("lease_duration") or 0), bool(auth.get("renewable")))
-        else:
-            client.token = ident.token
-            try:
-                with self._mapped("auth/token/lookup-self", relogin=False):
-                    self.requests += 1
-                    data = client.auth.token.lookup_self()["data"]
-            except (AuthenticationFailed, PermissionDenied) as exc:
-                raise AuthenticationFailed(
-                    f"Vault token from {ident.source_of('VAULT_TOKEN')} was refused by {ident.addr}: it is "
-                    "invalid, revoked or expired. Set a fresh VAULT_TOKEN."
-                ) from exc
-            ttl = float(data.get("ttl") or 0)
-            self._set_lease(ttl, bool(data.get("renewable")))
-            if not self._renewable:
-                logger.info(
-                    "Vault token is not renewable ({}); credbroker will not call renew-self",
-                    "no expiry" if ttl == 0 else f"expires in {ttl:.0f}s",
-                )
-        scrubber.add(v for v in (client.token, ident.secret_id, ident.token) if v)
+        try:
+            if self._cfg.auth == "approle":
+                self._approle_login(client)
+            else:
+                self._adopt_token(client)
+        except VaultUnavailable as exc:
+            self._note_auth_unavailable(exc)
+            raise
+        self._login_gen += 1
         self._client = client
+
+    def _approle_login(self, client: hvac.Client) -> None:
+        ident = self._identity
+        mount = self._cfg.approle_mount
+        login_path = f"auth/{mount}/login"
+        try:
+            with self._mapped(login_path, relogin=False):
+                self.requests += 1
+                resp = client.auth.approle.login(
+                    role_id=ident.role_id,
+                    secret_id=ident.secret_id,
+                    mount_point=mount,
+                    use_token=True,
+                )
+        except (VaultUnavailable, VaultTLSError):
+            raise
+        except VaultError as exc:
+            if isinstance(exc, PermissionDenied | MountNotFound | SecretNotFound):
+                why = (
+                    f"Vault refused {login_path} (403): is an AppRole auth method mounted at '{mount}/'? "
+                    "Check vault.approle_mount"
+                )
+            else:
+                answer = _vault_errors(exc.__cause__) if isinstance(exc.__cause__, Exception) else str(exc)
+                why = (
+                    f"Vault rejected the role_id/secret_id at {login_path} ({answer}): the secret_id may be "
+                    "expired, used up, or issued for another role"
+                )
+            # Never loop here: every login attempt can spend one of the secret_id's uses.
+            refused = AuthenticationFailed(
+                f"AppRole login at {ident.addr} failed. {why}. The role_id came from "
+                f"{ident.source_of('VAULT_ROLE_ID')} and the secret_id from {ident.source_of('VAULT_SECRET_ID')}. "
+                "Issue a new secret_id and restart; credbroker does not retry a refused login.",
+                path=login_path,
+            )
+            self._login_refused = refused
+            raise refused from exc
+        auth = resp["auth"]
+        self._set_lease(float(auth.get("lease_duration") or 0), bool(auth.get("renewable")))
+        scrubber.add(v for v in (client.token,) if v)
+
+    def _adopt_token(self, client: hvac.Client) -> None:
+        ident = self._identity
+        client.token = ident.token
+        try:
+            with self._mapped("auth/token/lookup-self", relogin=False):
+                self.requests += 1
+                data = client.auth.token.lookup_self()["data"]
+        except (VaultUnavailable, VaultTLSError):
+            raise
+        except VaultError as exc:
+            raise AuthenticationFailed(
+                f"Vault token from {ident.source_of('VAULT_TOKEN')} was refused by {ident.addr}: it is "
+                "invalid, revoked or expired. Set a fresh VAULT_TOKEN.",
+                path="auth/token/lookup-self",
+            ) from exc
+        ttl = float(data.get("ttl") or 0)
+        self._set_lease(ttl, bool(data.get("renewable")))
+        if not self._renewable:
+            logger.info(
+                "Vault token is not renewable ({}); credbroker will not call renew-self",
+                "no expiry" if ttl == 0 else f"expires in {ttl:.0f}s",
+            )
+
+    def _note_auth_unavailable(self, exc: VaultUnavailable) -> None:
+        self._auth_unavailable = exc
+        self._auth_retry_at = time.monotonic() + _AUTH_RETRY_AFTER_S
+
+    def _raise_if_auth_unavailable(self) -> None:
+        failed = self._auth_unavailable
+        if failed is not None and time.monotonic() < self._auth_retry_at:
+            raise type(failed)(str(failed), path=failed.path) from failed.__cause__
 
     def _set_lease(self, ttl: float, renewable: bool) -> None:
         now = time.monotonic()
@@ -193,17 +271,18 @@ class VaultSession:
             self._expires_at = now + ttl
             self._renew_at = now + ttl * _RENEW_AT_FRACTION
 
-    def _ensure_token(self) -> hvac.Client:
-        client = self._client
+    def _ensure_token(self) -> tuple[hvac.Client, int]:
+        """The client with a usable token, and the login generation that token belongs to."""
+        client, gen = self._client, self._login_gen
         if client is not None and time.monotonic() < self._renew_at:
-            return client
+            return client, gen
         with self._auth_lock:
             if self._client is None:
                 self._login_locked()
             elif time.monotonic() >= self._renew_at:
                 self._refresh_token_locked()
             assert self._client is not None
-            return self._client
+            return self._client, self._login_gen
 
     def _refresh_token_locked(self) -> None:
         assert self._client is not None
@@ -214,27 +293,42 @@ class VaultSession:
                     self.requests += 1
                     auth = self._client.auth.token.renew_self()["auth"]
                 ttl = float(auth.get("lease_duration") or 0)
-                if ttl >= _MIN_USEFUL_TTL_S or not self._can_relogin():
+                if ttl >= _MIN_USEFUL_TTL_S:
                     self._set_lease(ttl, bool(auth.get("renewable")))
                     logger.debug("Vault token renewed for {:.0f}s", ttl)
                     return
-                logger.info("Vault token is near its max TTL ({:.0f}s left); logging in again", ttl)
+                if not self._can_relogin():
+                    # At its max TTL: renewing cannot extend it any more. Warn once, below.
+                    self._set_lease(ttl, False)
+                    remaining = ttl
+                else:
+                    logger.info("Vault token is near its max TTL ({:.0f}s left); logging in again", ttl)
+                    self._login_locked()
+                    return
             except VaultUnavailable:
+                if remaining > 0:
+                    # The token still works; callers queued behind this lock use it instead of renewing in turn.
+                    self._renew_at = time.monotonic() + min(_AUTH_RETRY_AFTER_S, remaining)
                 raise
             except VaultError as exc:
                 if not self._can_relogin():
-                    raise
+                    raise AuthenticationFailed(
+                        f"Vault token from {self._identity.source_of('VAULT_TOKEN')} could not be renewed "
+                        f"({type(exc).__name__}): it was revoked or has expired, and auth 'token' cannot log in "
+                        "again. Set a fresh VAULT_TOKEN.",
+                        path="auth/token/renew-self",
+                    ) from exc
                 logger.info("Vault token renewal refused ({}); logging in again", type(exc).__name__)
-            self._login_locked()
-            return
+                self._login_locked()
+                return
         if self._can_relogin():
             self._login_locked()
             return
         if not self._warned_no_relogin:
             self._warned_no_relogin = True
             logger.warning(
-                "Vault token (from {}) is not renewable and expires in {:.0f}s; credbroker cannot log in "
-                "again with auth 'token'. Use AppRole, or give it a renewable token.",
+                "Vault token (from {}) cannot be renewed and expires in {:.0f}s; credbroker cannot log in "
+                "again with auth 'token'. Use AppRole, or give it a renewable token with a longer max TTL.",
                 self._identity.source_of("VAULT_TOKEN"),
                 max(remaining, 0),
             )
@@ -242,18 +336,22 @@ class VaultSession:
         self._renew_at = self._expires_at if remaining > 0 else float("inf")
 
     def _token_is_dead(self) -> bool:
-        """Vault answers 403 for a dead token and for a policy denial alike; look the token up to tell."""
+        """Vault answers 403 for a dead token and for a policy denial alike; look the token up to tell.
+
+        GET /v1/auth/token/lookup-self. Raises VaultUnavailable if Vault cannot answer now.
+        """
         client = self._client
         if client is None:
             return True
-        import hvac.exceptions as he
-
         try:
-            self.requests += 1
-            client.auth.token.lookup_self()
-        except he.Forbidden:
+            with self._mapped("auth/token/lookup-self", relogin=False):
+                self.requests += 1
+                client.auth.token.lookup_self()
+        except (PermissionDenied, AuthenticationFailed):
             return True
-        except Exception:
+        except VaultUnavailable:
+            raise
+        except VaultError:
             return False
         return False
 
@@ -282,9 +380,18 @@ class VaultSession:
         except requests.exceptions.ConnectionError as exc:
             raise VaultUnavailable(f"cannot connect to Vault at {addr} ({path})", path=path) from exc
         except requests.exceptions.RequestException as exc:
-            raise VaultUnavailable(f"request to Vault at {addr} failed ({path}): {type(exc).__name__}") from exc
+            raise VaultUnavailable(
+                f"request to Vault at {addr} failed ({path}): {type(exc).__name__}", path=path
+            ) from exc
         except he.VaultDown as exc:
             if "sealed" in str(exc).lower():
+                # An uninitialised Vault also answers 503 "sealed" everywhere but sys/health (501).
+                if self._initialized() is False:
+                    raise VaultSealed(
+                        f"Vault at {addr} is not initialised (sys/health 501), so {path} cannot be served; "
+                        "run 'bao operator init' and unseal it",
+                        path=path,
+                    ) from exc
                 raise VaultSealed(
                     f"Vault at {addr} is sealed; {path} cannot be served until an operator unseals it",
                     path=path,
@@ -299,29 +406,65 @@ class VaultSession:
                 f"Vault policy does not grant access to {path}; grant it in the policy of this identity",
                 path=path,
             ) from exc
+        except he.InvalidRequest as exc:
+            if "http request to an https server" in str(exc).lower():
+                raise VaultTLSError(
+                    f"Vault at {addr} serves HTTPS only; set VAULT_ADDR (from "
+                    f"{self._identity.source_of('VAULT_ADDR')}) to https://. credbroker never downgrades to "
+                    "plain HTTP.",
+                    path=path,
+                ) from exc
+            raise VaultError(
+                f"Vault at {addr} rejected the request to {path} (400): {_vault_errors(exc)}", path=path
+            ) from exc
         except he.VaultError as exc:
-            cls2 = _status_error(exc)
-            if cls2 is None:
-                raise
+            cls2 = _status_error(exc) or VaultError
             raise cls2(f"Vault at {addr} answered {type(exc).__name__} for {path}", path=path) from exc
 
+    def _initialized(self) -> bool | None:
+        """Whether Vault is initialised, from GET /v1/sys/seal-status (unauthenticated); None if unknown."""
+        client = self._client
+        probe = client if client is not None else self._new_client()
+        try:
+            self.requests += 1
+            status = probe.adapter.get("/v1/sys/seal-status")
+        except Exception:
+            return None
+        finally:
+            if client is None:
+                probe.adapter.close()
+        if isinstance(status, Mapping) and isinstance(status.get("initialized"), bool):
+            return bool(status["initialized"])
+        return None
+
     def _call(self, path: str, fn: Callable[[hvac.Client], T]) -> T:
-        """Run one Vault request, re-logging in once if a 403 turns out to be a dead token."""
-        client = self._ensure_token()
+        """Run one Vault request, logging in again once if a 403 turns out to be a dead token."""
+        client, gen = self._ensure_token()
         try:
             with self._mapped(path):
                 self.requests += 1
                 return fn(client)
-        except PermissionDenied:
-            if not self._can_relogin() or not self._token_is_dead():
+        except PermissionDenied as denied:
+            # Someone logged in again since our request was sent: our token was the old one, just retry.
+            replaced = self._login_gen != gen
+            if not replaced and not self._token_is_dead():
                 raise
-        logger.info("Vault token was revoked or expired early; logging in again")
+            if not replaced and not self._can_relogin():
+                ident = self._identity
+                raise AuthenticationFailed(
+                    f"Vault token from {ident.source_of('VAULT_TOKEN')} was revoked or has expired ({path} "
+                    f"refused by {ident.addr}); auth 'token' cannot log in again. Set a fresh VAULT_TOKEN.",
+                    path=path,
+                ) from denied
         with self._auth_lock:
-            self._login_locked()
-        assert self._client is not None
+            if self._login_gen == gen:
+                logger.info("Vault token was revoked or expired early; logging in again")
+                self._login_locked()
+            client = self._client
+        assert client is not None
         with self._mapped(path):
             self.requests += 1
-            return fn(self._client)
+            return fn(client)
 
     def _explain_forbidden(self, exc: PermissionDenied, kv_path: str, api_path: str) -> VaultError:
         """A 403 on a KV path is either a policy denial or a mount that does not exist; tell which."""
@@ -367,6 +510,10 @@ class VaultSession:
                         f"KV mount '{mount}' does not exist at {self.addr}; fix vault.kv_mount (path {path})",
                         path=api_path,
                     ) from exc
+                if _deleted_version_body(exc.json) is not None:
+                    # hvac returns soft-deleted versions but raises for destroyed ones (no deletion_time):
+                    # both carry the version's metadata, and _to_secret turns them into SecretDeleted.
+                    return exc.json
                 raise SecretNotFound(
                     f"no secret at {api_path}; write it (credbroker rotate) or fix the configured path",
                     path=api_path,

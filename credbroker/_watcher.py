@@ -42,6 +42,7 @@ class RotationWatcher:
         self._marker_enabled = True
         self._due: dict[str, float] = {}
         self._unavailable = False
+        self._last_error: str | None = None
         self.polls = 0
 
     def start(self) -> None:
@@ -61,6 +62,7 @@ class RotationWatcher:
         while not self._stop.wait(self._marker_interval):
             try:
                 self.tick()
+                self._last_error = None
                 if self._unavailable:
                     self._unavailable = False
                     logger.info("rotation watcher: Vault reachable again")
@@ -69,7 +71,10 @@ class RotationWatcher:
                     self._unavailable = True
                     logger.warning("rotation watcher: {}; will keep trying", exc)
             except CredbrokerError as exc:
-                logger.error("rotation watcher: {}", exc)
+                # Once per distinct failure: a refused login fails the same way every tick.
+                if str(exc) != self._last_error:
+                    self._last_error = str(exc)
+                    logger.error("rotation watcher: {}", exc)
             except Exception:
                 logger.exception("rotation watcher: unexpected failure")
 
