@@ -96,6 +96,16 @@ def _deleted_version_body(body: object) -> Mapping[str, Any] | None:
     return None
 
 
+def _operation(path: str) -> str:
+    """A low-cardinality label for a Vault API path (metrics must not carry one label per secret)."""
+    if path.startswith("auth/"):
+        return path.rsplit("/", 1)[-1]  # login, renew-self, lookup-self
+    parts = path.split("/")
+    if len(parts) > 1 and parts[1] in ("data", "metadata", "delete", "undelete", "destroy"):
+        return f"kv_{parts[1]}"
+    return "other"
+
+
 class VaultSession:
     """An authenticated session with Vault (token or AppRole), renewing and re-logging in as needed.
 
@@ -121,6 +131,7 @@ class VaultSession:
         self._auth_unavailable: VaultUnavailable | None = None
         self._auth_retry_at = 0.0
         self.requests = 0  # every HTTP request sent, for status and tests; not exact under races
+        self._observers: tuple[Callable[[str, str, float], None], ...] = ()
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -357,8 +368,36 @@ class VaultSession:
 
     # ---------------------------------------------------------------- error mapping
 
+    def add_observer(self, observer: Callable[[str, str, float], None]) -> None:
+        """Call ``observer(operation, outcome, seconds)`` after every Vault request (metrics hook).
+
+        ``outcome`` is ``"ok"`` or the name of the credbroker error raised. Observers run on the calling thread
+        and must be quick.
+        """
+        self._observers = (*self._observers, observer)
+
     @contextmanager
     def _mapped(self, path: str, *, relogin: bool = True) -> Iterator[None]:
+        if not self._observers:
+            with self._translated(path):
+                yield
+            return
+        start = time.monotonic()
+        outcome = "ok"
+        try:
+            with self._translated(path):
+                yield
+        except CredbrokerError as exc:
+            outcome = type(exc).__name__
+            raise
+        finally:
+            elapsed = time.monotonic() - start
+            operation = _operation(path)
+            for observer in self._observers:
+                observer(operation, outcome, elapsed)
+
+    @contextmanager
+    def _translated(self, path: str) -> Iterator[None]:
         import hvac.exceptions as he
         import requests
 
