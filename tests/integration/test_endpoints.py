@@ -354,9 +354,7 @@ def test_binance_create_order_reaches_the_endpoint_exactly_once(
     assert "signature" not in recorded
 
 
-def test_binance_rejects_revoked_key_with_auth_error(
-    binance: BinanceEndpoint, make_client: ClientFactory
-) -> None:
+def test_binance_rejects_revoked_key_with_auth_error(binance: BinanceEndpoint, make_client: ClientFactory) -> None:
     binance.allow(KEY_V1, SECRET_V1)
     binance.revoke(KEY_V1)
     with pytest.raises(ccxt.AuthenticationError, match="-2015"):
@@ -412,9 +410,7 @@ def test_binance_signature_error_message_contains_no_secret(binance: BinanceEndp
 
 def test_binance_tampered_parameter_breaks_the_signature(binance: BinanceEndpoint) -> None:
     binance.allow(KEY_V1, SECRET_V1)
-    query = urlencode(
-        {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "1", "timestamp": now_ms()}
-    )
+    query = urlencode({"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "1", "timestamp": now_ms()})
     signature = binance_signature(SECRET_V1, query)
     tampered = query.replace("quantity=1", "quantity=9")
     response = requests.post(
@@ -434,9 +430,7 @@ def test_binance_signature_covers_query_string_concatenated_with_body(binance: B
 
     def post(signed_text: str) -> requests.Response:
         signed_body = body + "&signature=" + binance_signature(SECRET_V1, signed_text)
-        return requests.post(
-            f"{binance.url}/api/v3/order?{query}", data=signed_body, headers=headers, timeout=5
-        )
+        return requests.post(f"{binance.url}/api/v3/order?{query}", data=signed_body, headers=headers, timeout=5)
 
     # The docs' rule: totalParams is the query string and the body joined with no separator.
     assert post(query + "&" + body).json()["code"] == -1022
@@ -503,9 +497,7 @@ def test_binance_missing_timestamp_is_a_bad_request_not_auth(binance: BinanceEnd
 # ======================================================================================
 
 
-def test_kucoin_accepts_request_signed_with_registered_key(
-    kucoin: KucoinEndpoint, make_client: ClientFactory
-) -> None:
+def test_kucoin_accepts_request_signed_with_registered_key(kucoin: KucoinEndpoint, make_client: ClientFactory) -> None:
     kucoin.allow(KEY_V1, SECRET_V1, PASS_V1)
     balance = make_client("kucoin", kucoin).fetch_balance()
     assert balance["free"] == {"BTC": 0.5, "USDT": 1000.0}
@@ -570,9 +562,7 @@ def test_kucoin_signature_covers_the_json_body(kucoin: KucoinEndpoint) -> None:
     kucoin.allow(KEY_V1, SECRET_V1, PASS_V1)
     body = json.dumps({"clientOid": "c1", "side": "buy", "symbol": "BTC-USDT", "type": "market", "size": "1"})
     headers = kucoin_headers("POST", "/api/v1/orders", body)
-    tampered = requests.post(
-        kucoin.url + "/api/v1/orders", data=body.replace('"1"', '"9"'), headers=headers, timeout=5
-    )
+    tampered = requests.post(kucoin.url + "/api/v1/orders", data=body.replace('"1"', '"9"'), headers=headers, timeout=5)
     assert tampered.json()["code"] == "400005"
     accepted = requests.post(kucoin.url + "/api/v1/orders", data=body, headers=headers, timeout=5)
     assert accepted.json()["code"] == "200000"
@@ -586,9 +576,7 @@ def test_kucoin_unknown_key_gets_400003(kucoin: KucoinEndpoint) -> None:
     assert response.json() == {"code": "400003", "msg": "KC-API-KEY not exists"}
 
 
-def test_kucoin_rejects_revoked_key_with_auth_error(
-    kucoin: KucoinEndpoint, make_client: ClientFactory
-) -> None:
+def test_kucoin_rejects_revoked_key_with_auth_error(kucoin: KucoinEndpoint, make_client: ClientFactory) -> None:
     kucoin.allow(KEY_V1, SECRET_V1, PASS_V1)
     client = make_client("kucoin", kucoin)
     client.fetch_balance()
@@ -625,9 +613,7 @@ def test_kucoin_timestamp_outside_5_seconds_is_invalid_nonce_not_auth(
 # ======================================================================================
 
 
-def test_bitget_swap_fetch_balance_accepts_registered_key(
-    bitget: BitgetEndpoint, make_client: ClientFactory
-) -> None:
+def test_bitget_swap_fetch_balance_accepts_registered_key(bitget: BitgetEndpoint, make_client: ClientFactory) -> None:
     bitget.allow(KEY_V1, SECRET_V1, PASS_V1)
     balance = make_client("bitget", bitget, defaultType="swap").fetch_balance()
     assert balance["free"]["USDT"] == 1000.0
@@ -635,9 +621,7 @@ def test_bitget_swap_fetch_balance_accepts_registered_key(
     assert bitget.stats.rejected_auth == 0
 
 
-def test_bitget_spot_fetch_balance_accepts_registered_key(
-    bitget: BitgetEndpoint, make_client: ClientFactory
-) -> None:
+def test_bitget_spot_fetch_balance_accepts_registered_key(bitget: BitgetEndpoint, make_client: ClientFactory) -> None:
     bitget.allow(KEY_V1, SECRET_V1, PASS_V1)
     balance = make_client("bitget", bitget).fetch_balance()
     assert balance["free"] == {"BTC": 0.5, "USDT": 1000.0}
@@ -647,18 +631,14 @@ def test_bitget_create_swap_order_reaches_the_endpoint_exactly_once(
     bitget: BitgetEndpoint, make_client: ClientFactory
 ) -> None:
     bitget.allow(KEY_V1, SECRET_V1, PASS_V1)
-    order = make_client("bitget", bitget, defaultType="swap").create_order(
-        "BTC/USDT:USDT", "market", "buy", 0.001
-    )
+    order = make_client("bitget", bitget, defaultType="swap").create_order("BTC/USDT:USDT", "market", "buy", 0.001)
     assert order["id"]
     assert bitget.stats.by_path["POST /api/v2/mix/order/place-order"] == 1
     (recorded,) = bitget.orders
     assert recorded["productType"] == "USDT-FUTURES"
 
 
-def test_bitget_wrong_passphrase_gets_40012_auth_error(
-    bitget: BitgetEndpoint, make_client: ClientFactory
-) -> None:
+def test_bitget_wrong_passphrase_gets_40012_auth_error(bitget: BitgetEndpoint, make_client: ClientFactory) -> None:
     bitget.allow(KEY_V1, SECRET_V1, PASS_V1)
     raw = requests.get(
         bitget.url + "/api/v2/spot/account/assets",
@@ -695,17 +675,12 @@ def test_bitget_signature_covers_query_string(bitget: BitgetEndpoint) -> None:
     bitget.allow(KEY_V1, SECRET_V1, PASS_V1)
     path, query = "/api/v2/mix/account/accounts", "productType=USDT-FUTURES"
     unsigned_query = bitget_headers("GET", path)
-    assert (
-        requests.get(f"{bitget.url}{path}?{query}", headers=unsigned_query, timeout=5).json()["code"]
-        == "40009"
-    )
+    assert requests.get(f"{bitget.url}{path}?{query}", headers=unsigned_query, timeout=5).json()["code"] == "40009"
     signed = bitget_headers("GET", path, query)
     assert requests.get(f"{bitget.url}{path}?{query}", headers=signed, timeout=5).json()["code"] == "00000"
 
 
-def test_bitget_rejects_revoked_key_with_40006_auth_error(
-    bitget: BitgetEndpoint, make_client: ClientFactory
-) -> None:
+def test_bitget_rejects_revoked_key_with_40006_auth_error(bitget: BitgetEndpoint, make_client: ClientFactory) -> None:
     bitget.allow(KEY_V1, SECRET_V1, PASS_V1)
     client = make_client("bitget", bitget, defaultType="swap")
     client.fetch_balance()
@@ -772,9 +747,7 @@ def test_revoked_key_id_signed_with_the_new_secret_is_counted_as_mixed(binance: 
     binance.allow(KEY_V1, SECRET_V1)
     binance.allow(KEY_V2, SECRET_V2)
     binance.revoke(KEY_V1)
-    response = binance_get(
-        binance, "/api/v3/account", {"timestamp": now_ms()}, api_key=KEY_V1, secret=SECRET_V2
-    )
+    response = binance_get(binance, "/api/v3/account", {"timestamp": now_ms()}, api_key=KEY_V1, secret=SECRET_V2)
     assert response.json()["code"] == -2015
     assert binance.stats.rejected_mixed == 1
 
@@ -907,9 +880,7 @@ def test_openai_accepts_registered_key_and_answers_deterministically(
     assert completion.choices[0].message.content == "ok: the last user messag"
     assert completion.choices[0].finish_reason == "stop"
     assert completion.usage is not None
-    assert (
-        completion.usage.total_tokens == completion.usage.prompt_tokens + completion.usage.completion_tokens
-    )
+    assert completion.usage.total_tokens == completion.usage.prompt_tokens + completion.usage.completion_tokens
     assert openai_endpoint.stats.accepted == 1
 
 
