@@ -269,6 +269,14 @@ class _Endpoint:
         """Added to the wall clock to get the server's clock: simulates clock skew."""
         self.last_error: BaseException | None = None
         """The last exception raised while handling a request (answered with HTTP 500)."""
+        self._scripted: list[_Reply] = []
+
+    def reply_next(self, status: int, body: Json, headers: Mapping[str, str] | None = None, *, n: int = 1) -> None:
+        """Answer the next ``n`` authenticated requests with this status and body, as the service does when it
+        rate-limits (429, with ``Retry-After``) or bans an IP (Binance: 418). Counted as ``throttled``."""
+        reply = _Reply(status, body, tuple((headers or {}).items()))
+        with self._lock:
+            self._scripted.extend([reply] * n)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -382,6 +390,11 @@ class _Endpoint:
                     self._count(outcome.kind, mixed=outcome.mixed)
                     return outcome.reply
                 key = outcome
+                with self._lock:
+                    scripted = self._scripted.pop(0) if self._scripted else None
+                if scripted is not None:
+                    self._count("throttled")
+                    return scripted
                 self._count("accepted", api_key=self._key_label(key.api_key))
             else:
                 self._count("public")

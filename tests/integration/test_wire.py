@@ -133,3 +133,40 @@ def test_rotated_key_is_refused_by_the_endpoint_and_the_new_one_accepted(
     credbroker_vault.wait_until_served(broker, "binance", version=2)
     broker.call("binance", "fetch_balance")
     assert endpoints.binance.stats.by_key.get(new["apiKey"], 0) >= 1
+
+
+def test_exchange_429_is_rate_limited_with_retry_after_and_keeps_the_client(
+    credbroker_vault: VaultSandbox, endpoints: Endpoints, canary: Callable[[], str]
+) -> None:
+    put_exchange(credbroker_vault, endpoints, "binance", canary)
+    broker = credbroker_vault.broker()
+    broker.call("binance", "fetch_balance")
+    client = broker.exchange("binance")
+    endpoints.binance.reply_next(
+        429,
+        {"code": -1003, "msg": "Too many requests; current limit is 6000 request weight per 1 MINUTE."},
+        {"Retry-After": "7"},
+    )
+    with pytest.raises(RateLimited) as info:
+        broker.call("binance", "fetch_balance")
+    assert info.value.retryable
+    assert info.value.retry_after == 7.0
+    assert broker.exchange("binance") is client
+    assert broker.stats["builds"] == 1
+
+
+def test_binance_418_is_an_ip_ban_and_keeps_the_client(
+    credbroker_vault: VaultSandbox, endpoints: Endpoints, canary: Callable[[], str]
+) -> None:
+    from credbroker import IPBanned
+
+    put_exchange(credbroker_vault, endpoints, "binance", canary)
+    broker = credbroker_vault.broker()
+    broker.call("binance", "fetch_balance")
+    client = broker.exchange("binance")
+    endpoints.binance.reply_next(
+        418, {"code": -1003, "msg": "Way too much request weight used; IP banned until 1796313041306."}
+    )
+    with pytest.raises(IPBanned):
+        broker.call("binance", "fetch_balance")
+    assert broker.exchange("binance") is client
