@@ -12,7 +12,7 @@ import itertools
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -129,11 +129,20 @@ def custom_secret_id(server: OpenBaoServer, value: str, **params: Any) -> None:
         client.adapter.close()
 
 
-def create_token(server: OpenBaoServer, token_id: str, *, ttl: str, renewable: bool) -> None:
+def create_token(
+    server: OpenBaoServer, token_id: str, *, ttl: str, renewable: bool, explicit_max_ttl: str | None = None
+) -> None:
     """Create a broker-policy token whose id is ``token_id`` (a canary), as an operator would hand one out."""
     client = root_client(server)
     try:
-        client.auth.token.create(id=token_id, policies=[BROKER_POLICY], ttl=ttl, renewable=renewable, no_parent=True)
+        client.auth.token.create(
+            id=token_id,
+            policies=[BROKER_POLICY],
+            ttl=ttl,
+            renewable=renewable,
+            explicit_max_ttl=explicit_max_ttl,
+            no_parent=True,
+        )
     finally:
         client.adapter.close()
 
@@ -193,8 +202,3 @@ class LogCapture:
     def messages(self, level: str | None = None, containing: str = "") -> list[str]:
         with self._lock:
             return [m for lv, m in self.records if (level is None or lv == level) and containing in m]
-
-
-def capture_logs() -> Iterator[LogCapture]:
-    with LogCapture() as capture:
-        yield capture

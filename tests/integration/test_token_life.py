@@ -218,6 +218,26 @@ def test_non_renewable_token_warns_once_before_it_expires_and_is_never_renewed(
     assert bao.requests_to(RENEW, since=mark) == []
 
 
+def test_renewable_token_at_its_max_ttl_warns_once_and_stops_renewing_when_it_cannot_log_in_again(
+    bao: AuditedOpenBao, seeded: SeedResult, tmp_path: Path, canary: Callable[[], str], logs: LogCapture
+) -> None:
+    box = _box(bao, seeded, tmp_path, canary)
+    token = canary()
+    # Renewed at ~6 s (to the 10 s that are left), then at ~11 s only 5 s are left: no use renewing again.
+    create_token(bao, token, ttl="12s", renewable=True, explicit_max_ttl="16s")
+    expires = time.monotonic() + 16
+    mark = bao.audit_mark()
+    broker = _token_broker(box, token, poll_interval=1)
+    broker.exchange("binance")
+    wait_until(lambda: bool(logs.messages("WARNING", containing="cannot log in again")), timeout=14)
+    assert time.monotonic() < expires
+    renewals = len(bao.requests_to(RENEW, since=mark))
+    assert renewals >= 1
+    time.sleep(1.5)
+    assert len(logs.messages("WARNING", containing="cannot log in again")) == 1
+    assert len(bao.requests_to(RENEW, since=mark)) == renewals
+
+
 def test_expired_token_with_no_way_to_log_in_again_is_authentication_failed_not_permission_denied(
     bao: AuditedOpenBao, seeded: SeedResult, tmp_path: Path, canary: Callable[[], str]
 ) -> None:
