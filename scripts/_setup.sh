@@ -13,9 +13,15 @@ WANT="$(sha256sum pyproject.toml | cut -c1-16)"
 if [ ! -x .venv/bin/python ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
   echo "== setting up .venv (python: $("$PY" --version)); this takes a minute on a fresh machine"
   [ -x .venv/bin/python ] || "$PY" -m venv .venv
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' || true
-  .venv/bin/python -c 'import credbroker, hvac, ccxt, openai' || { echo "install failed" >&2; exit 1; }
+  LOG=".venv/install.log"
+  # pip's own chatter goes to the log; it is shown only when the install fails.
+  if ! { .venv/bin/python -m pip install --disable-pip-version-check --upgrade pip \
+         && .venv/bin/python -m pip install --disable-pip-version-check -e '.[dev]'; } >"$LOG" 2>&1; then
+    tail -40 "$LOG" >&2
+    echo "installing credbroker's dependencies failed; full log: $ROOT/$LOG" >&2
+    exit 1
+  fi
+  .venv/bin/python -c 'import credbroker, hvac, ccxt, openai' || { echo "install failed; see $ROOT/$LOG" >&2; exit 1; }
   echo "$WANT" > "$STAMP"
 fi
 export PATH="$ROOT/.venv/bin:$PATH"
