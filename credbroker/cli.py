@@ -12,12 +12,13 @@ import contextlib
 import functools
 import json
 import os
+import shlex
 import stat
 import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -33,7 +34,7 @@ from credbroker._broker import Broker, CredentialStatus, _age_s
 from credbroker._config import Config, ExchangeConfig, LLMConfig, load_config, parse_config
 from credbroker._factories import Spec, factory_for, kind_for, required_credentials
 from credbroker._log import configure_logging, logger
-from credbroker._redact import scrubber
+from credbroker._redact import fingerprint, scrubber
 from credbroker._rotate import RotationResult, rotate_secret
 from credbroker._vault import VaultSession
 from credbroker.exceptions import ConfigError, CredbrokerError, CredentialError, UpstreamError
@@ -159,13 +160,24 @@ def kind_label(spec: Spec) -> str:
     return spec.kind
 
 
-def spec_for(config: Config, name: str) -> Spec:
-    """The configured credential ``name``. Raises ConfigError listing the configured names."""
+def find_spec(config: Config, name: str) -> Spec | None:
+    """The configured credential ``name``, or None."""
     for group in (config.exchanges, config.llm, config.services):
         if name in group:
             return group[name]
-    known = ", ".join(sorted(config.secret_paths())) or "none"
-    raise ConfigError(f"no credential named '{name}' in {config.source}; configured: {known}")
+    return None
+
+
+def configured_names(config: Config) -> str:
+    return ", ".join(sorted(config.secret_paths())) or "none"
+
+
+def spec_for(config: Config, name: str) -> Spec:
+    """The configured credential ``name``. Raises ConfigError listing the configured names."""
+    spec = find_spec(config, name)
+    if spec is None:
+        raise ConfigError(f"no credential named '{name}' in {config.source}; configured: {configured_names(config)}")
+    return spec
 
 
 def required_fields(spec: Spec) -> tuple[str, ...]:
@@ -233,13 +245,41 @@ def status(as_json: bool, config_path: Path) -> None:
     """
     config = load_config(config_path)
     with open_broker(config, watch=False) as broker:
-        rows = broker.status()
+        rows = [check_buildable(broker, row) for row in broker.status()]
     if as_json:
         click.echo(json.dumps([_status_json(r) for r in rows], indent=2))
     else:
         make_console().print(status_table(rows))
     if any(r.error for r in rows):
         raise click.exceptions.Exit(1)
+
+
+# What fingerprint("") shows: an empty key has no fingerprint worth showing.
+_EMPTY_FINGERPRINT = fingerprint("")
+
+
+def check_buildable(broker: Broker, row: CredentialStatus) -> CredentialStatus:
+    """``row`` with an error if its current version cannot make a client (the checks ``check`` runs).
+
+    A broker that has not built the client yet reports only whether Vault could be read; a healthy row must
+    also mean the secret would be served.
+    """
+    if row.fingerprint == _EMPTY_FINGERPRINT:
+        row = replace(row, fingerprint=None)
+    if row.error or row.version is None:
+        return row
+    spec = find_spec(broker.config, row.name)
+    if spec is None:  # pragma: no cover - status lists only configured names
+        return row
+    try:
+        entry = broker.cache.peek(row.path)
+        secret = entry.secret if entry is not None else broker.session.read(row.path)
+        factory_for(kind_for(spec, is_async=False)).validate(secret, spec)
+    except CredbrokerError as exc:
+        return replace(row, error=one_line(exc))
+    except Exception as exc:
+        return replace(row, error=f"{type(exc).__name__}: {one_line(exc)}")
+    return row
 
 
 def _status_json(row: CredentialStatus) -> dict[str, Any]:
@@ -256,7 +296,8 @@ def _status_json(row: CredentialStatus) -> dict[str, Any]:
 @click.option(
     "--from-file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Read the new fields from this JSON file (it must not be group/world readable) instead of stdin.",
+    help="Read the new fields from this JSON file instead of stdin. It must be private (chmod 600): a file "
+    "group or others can read is refused.",
 )
 @click.option(
     "--expect-version",
@@ -289,14 +330,30 @@ def rotate(name: str, from_file: Path | None, expect_version: int | None, config
             "pipe a JSON object on stdin or use --from-file"
         )
     config = load_operator_config(config_path)
-    spec = spec_for(config, name)
+    spec = find_spec(config, name)
+    if spec is None:
+        # Not echoed: an operator may have typed (or pasted) a key where the name goes.
+        raise ConfigError(
+            f"no credential by that name is configured in {config.source}; configured: {configured_names(config)} "
+            "(the name given is not repeated, in case it was a key)"
+        )
     fields = read_new_fields(spec, from_file)
     session = open_session(config)
     try:
         result = rotate_secret(session, config, name, fields, expected_version=expect_version)
     finally:
-        session.close()
-    print_rotation(make_console(), result, session.mount)
+        with contextlib.suppress(Exception):
+            session.close()
+    # From here on the new version is in Vault: nothing may turn that into a reported failure.
+    try:
+        print_rotation(make_console(), result, session.mount)
+    except Exception as exc:
+        with contextlib.suppress(Exception):
+            click.echo(
+                f"rotated {result.name} ({result.path}): version {result.old_version} -> {result.new_version}; "
+                f"the fingerprint table could not be printed ({type(exc).__name__})",
+                err=True,
+            )
 
 
 def load_operator_config(path: Path) -> Config:
@@ -329,43 +386,124 @@ def _read_yaml(path: Path) -> Any:
 
 
 def read_new_fields(spec: Spec, from_file: Path | None) -> dict[str, str]:
-    """The new fields, from --from-file, from a JSON object on stdin, or prompted for on a terminal."""
+    """The new fields, from --from-file, from a JSON object on stdin, or prompted for on a terminal.
+
+    Every value is checked to be text that can be written and fingerprinted before anything reaches Vault.
+    """
     if from_file is not None:
-        warn_if_readable_by_others(from_file)
-        return parse_fields(from_file.read_text(encoding="utf-8"), str(from_file), spec.secret)
+        return parse_fields(read_private_file(from_file), str(from_file), spec.secret)
     if _stdin_is_tty():
-        return prompt_fields(required_fields(spec))
-    return parse_fields(sys.stdin.read(), "stdin", spec.secret)
+        fields = prompt_fields(required_fields(spec))
+        check_characters(fields, "the prompt", spec.secret)
+        return fields
+    stdin: Any = sys.stdin
+    data = stdin.buffer.read() if hasattr(stdin, "buffer") else stdin.read()
+    return parse_fields(data, "stdin", spec.secret)
 
 
-def warn_if_readable_by_others(path: Path) -> None:
-    mode = path.stat().st_mode
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        click.echo(
-            f"warning: {path} can be read by group or others (mode {stat.S_IMODE(mode):o}); run: chmod 600 {path}",
-            err=True,
-        )
+def read_private_file(path: Path) -> bytes:
+    """The bytes of ``path``, refused when group or others may read or write it (it holds keys).
+
+    The mode is read from the opened file, so the file checked is the file read (a symlink is followed once).
+    """
+    try:
+        with path.open("rb") as fh:
+            mode = stat.S_IMODE(os.fstat(fh.fileno()).st_mode)
+            if mode & (stat.S_IRWXG | stat.S_IRWXO):
+                how = "read" if mode & (stat.S_IRGRP | stat.S_IROTH) else "changed"
+                raise CommandError.exiting(ConfigError.exit_code)(
+                    f"{path} can be {how} by group or others (mode {mode:o}) and it holds keys; "
+                    f"run: chmod 600 {shlex.quote(str(path))}"
+                )
+            return fh.read()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
 
 
-def parse_fields(text: str, source: str, path: str) -> dict[str, str]:
-    """Parse a JSON object of string fields. Errors name the source and field, never a value."""
+def _reject_duplicates(source: str, path: str) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:
+    """A json ``object_pairs_hook``: a field given twice is an error, not "the last one wins"."""
+
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in data:
+                text = _is_text(key)
+                raise CredentialError(
+                    f"field {repr(key) if text else '(with an invalid character)'} appears more than once in "
+                    f"{source}; give each field once",
+                    path=path,
+                    field=key if text else None,
+                )
+            data[key] = value
+        return data
+
+    return hook
+
+
+def _is_text(value: str) -> bool:
+    """False for a string holding a lone surrogate (``"\\ud800"`` in JSON): it has no UTF-8 form."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_characters(fields: Mapping[str, str], source: str, path: str) -> None:
+    """Reject a field name or value that is not valid text (a lone surrogate), naming the field only."""
+    for key, value in fields.items():
+        if not _is_text(key):
+            raise CredentialError(
+                f"a field name from {source} contains an invalid character (a lone surrogate such as \\ud800)",
+                path=path,
+            )
+        if not _is_text(value):
+            raise CredentialError(
+                f"field '{key}' from {source} contains an invalid character (a lone surrogate such as \\ud800); "
+                "give the value as plain text",
+                path=path,
+                field=key,
+            )
+
+
+def parse_fields(data: bytes | str, source: str, path: str) -> dict[str, str]:
+    """Parse a JSON object of string fields. Every error is one line naming the source or field, never a value."""
+    if isinstance(data, bytes):
+        try:
+            text = data.decode("utf-8-sig")  # a BOM from a Windows editor is harmless
+        except UnicodeDecodeError as exc:
+            raise CredentialError(
+                f"{source} is not UTF-8 (invalid byte at offset {exc.start}); save it as UTF-8 JSON", path=path
+            ) from None
+    else:
+        text = data.removeprefix("\ufeff")
     if not text.strip():
         raise CredentialError(f"no fields on {source}: give the new fields of {path} as one JSON object", path=path)
     try:
-        data = json.loads(text)
+        parsed = json.loads(text, object_pairs_hook=_reject_duplicates(source, path))
     except json.JSONDecodeError as exc:
         # Only the position: the text around it is secret.
         raise CredentialError(
             f"{source} is not valid JSON (line {exc.lineno}, column {exc.colno}); give one JSON object", path=path
         ) from None
-    if not isinstance(data, dict):
-        raise CredentialError(f"{source} must hold one JSON object of fields, not a {type(data).__name__}", path=path)
-    for key, value in data.items():
-        if not isinstance(value, str):
+    except RecursionError:
+        raise CredentialError(
+            f"{source} nests JSON too deeply to read; give one flat JSON object of string fields", path=path
+        ) from None
+    except ValueError:
+        # int() refuses numbers of more than 4300 digits; its message is safe but the operator needs the rule.
+        raise CredentialError(
+            f"{source} holds a number too long to read; every field must be a JSON string", path=path
+        ) from None
+    if not isinstance(parsed, dict):
+        raise CredentialError(f"{source} must hold one JSON object of fields, not a {type(parsed).__name__}", path=path)
+    for key, value in parsed.items():
+        if _is_text(key) and not isinstance(value, str):
             raise CredentialError(
                 f"field '{key}' from {source} must be a JSON string, not {type(value).__name__}", path=path, field=key
             )
-    return data
+    check_characters(parsed, source, path)
+    return parsed
 
 
 def prompt_fields(names: Iterable[str]) -> dict[str, str]:

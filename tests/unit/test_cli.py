@@ -232,6 +232,48 @@ def test_status_exits_nonzero_when_a_credential_has_an_error(run: Callable[..., 
     assert rows["binance"]["error"] is None
 
 
+def test_status_reports_a_version_that_cannot_be_built_as_an_error(
+    run: Callable[..., Result], vault: FakeVault
+) -> None:
+    vault.put(KUCOIN, {"apiKey": "kucoin-key-0002", "secret": "kucoin-secret-0002"})  # no passphrase
+    vault.put(BINANCE, {"apiKey": "", "secret": "binance-secret-0002"})
+    result = run("status", "--json")
+    assert result.exit_code == 1, result.output
+    rows = {r["name"]: r for r in json.loads(result.stdout)}
+    assert "'password'" in rows["kucoin"]["error"]
+    assert "'apiKey'" in rows["binance"]["error"] and "empty" in rows["binance"]["error"]
+    assert rows["binance"]["fingerprint"] is None
+    assert fingerprint("") not in result.stdout
+    assert rows["openai"]["error"] is None
+    table = run("status")
+    assert table.exit_code == 1
+    assert "'password'" in next(line for line in table.stdout.splitlines() if "kucoin" in line)
+
+
+def test_check_and_status_report_a_field_that_is_not_a_string(
+    run: Callable[..., Result], vault: FakeVault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_read = vault.read
+
+    def read(path: str) -> Secret:
+        if path != BINANCE:
+            return real_read(path)
+        # What VaultSession makes of {"apiKey": "...", "secret": 12345}: the bad field kept as a problem.
+        fields = {"apiKey": "binance-key-0002"}
+        return Secret(path, 2, fields, CREATED, problems={"secret": "is a number, not a string"})
+
+    monkeypatch.setattr(vault, "read", read)
+    checked = run("check", "binance")
+    assert checked.exit_code == 3, checked.output
+    line = next(line for line in checked.stdout.splitlines() if "binance" in line)
+    assert "✗" in line and "'secret'" in line and "not a string" in line
+    status = run("status", "--json")
+    assert status.exit_code == 1, status.output
+    rows = {r["name"]: r for r in json.loads(status.stdout)}
+    assert "'secret'" in rows["binance"]["error"] and "not a string" in rows["binance"]["error"]
+    assert rows["kucoin"]["error"] is None
+
+
 # ---------------------------------------------------------------- rotate
 
 
@@ -286,14 +328,36 @@ def test_rotate_reads_fields_from_a_private_file(run: Callable[..., Result], vau
     assert "warning" not in result.stderr
 
 
-def test_rotate_warns_when_the_file_is_readable_by_others(run: Callable[..., Result], tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620], ids=lambda mode: f"{mode:o}")
+def test_rotate_refuses_a_file_that_group_or_others_can_access(
+    run: Callable[..., Result], vault: FakeVault, tmp_path: Path, mode: int
+) -> None:
     path = tmp_path / "new.json"
     path.write_text(json.dumps({"api_key": "sk-rotated-0002"}), encoding="utf-8")
-    path.chmod(0o644)
+    path.chmod(mode)
     result = run("rotate", "openai", "--from-file", str(path))
+    assert result.exit_code == 2, result.output
+    assert result.stderr.count("\n") == 1
+    assert "by group or others" in result.stderr
+    assert f"chmod 600 {path}" in result.stderr
+    assert vault.writes == []
+
+
+def test_rotate_from_file_still_refuses_a_directory_and_a_missing_file_and_follows_a_symlink(
+    run: Callable[..., Result], vault: FakeVault, tmp_path: Path
+) -> None:
+    assert run("rotate", "openai", "--from-file", str(tmp_path)).exit_code == 2
+    assert run("rotate", "openai", "--from-file", str(tmp_path / "missing.json")).exit_code == 2
+    target = tmp_path / "new.json"
+    target.write_text(json.dumps({"api_key": "sk-rotated-0002"}), encoding="utf-8")
+    target.chmod(0o600)
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    result = run("rotate", "openai", "--from-file", str(link))
     assert result.exit_code == 0, result.output
-    assert "can be read by group or others" in result.stderr
-    assert "chmod 600" in result.stderr
+    assert vault.data[OPENAI][-1] == {"api_key": "sk-rotated-0002"}
+    target.chmod(0o644)
+    assert run("rotate", "openai", "--from-file", str(link)).exit_code == 2
 
 
 def test_rotate_prompts_for_required_fields_with_hidden_input_on_a_tty(
@@ -334,6 +398,65 @@ def test_rotate_rejects_stdin_that_is_not_json_without_echoing_it(
     assert vault.writes == []
 
 
+_DEEP = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.mark.parametrize(
+    ("raw", "said"),
+    [
+        (b'{"apiKey": "dup-key-000001", "apiKey": "dup-key-000002", "secret": "s-000001"}', "'apiKey' appears more"),
+        (b'{"apiKey": "key-\xff\xfe-0001", "secret": "s-000001"}', "is not UTF-8"),
+        ('\ufeff{"apiKey": "k-0001"}'.encode("utf-16"), "is not UTF-8"),
+        (b'{"apiKey": "key-\\ud800-0001", "secret": "s-000001"}', "field 'apiKey' from stdin contains an invalid"),
+        # Not a field the exchange checks: it used to be written, then crash the fingerprinting.
+        (b'{"apiKey": "k-000001", "secret": "s-000001", "note": "\\udc00"}', "field 'note' from stdin contains"),
+        (b'{"apiKey": "k-000001", "\\ud800": "s-000001"}', "a field name from stdin contains an invalid"),
+        (f'{{"apiKey": {_DEEP}}}'.encode(), "nests JSON too deeply"),
+        (b'{"apiKey": ' + b"7" * 5000 + b', "secret": "s-000001"}', "number too long"),
+    ],
+    ids=[
+        "duplicate-key",
+        "invalid-utf8",
+        "utf16",
+        "surrogate",
+        "surrogate-extra-field",
+        "surrogate-key",
+        "deep",
+        "long-number",
+    ],
+)
+def test_rotate_turns_malformed_stdin_into_one_line_credential_error_before_writing(
+    run: Callable[..., Result], vault: FakeVault, raw: bytes, said: str
+) -> None:
+    result = run("rotate", "binance", input=raw)
+    assert result.exit_code == 3, result.output
+    assert said in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert "unexpected" not in result.stderr
+    assert "dup-key" not in result.output and "key-" not in result.output
+    assert vault.writes == [] and vault.version(BINANCE) == 1
+
+
+def test_rotate_accepts_utf8_json_with_a_byte_order_mark(run: Callable[..., Result], vault: FakeVault) -> None:
+    fields = {"apiKey": "bom-key-000002", "secret": "bom-secret-00002"}
+    result = run("rotate", "binance", input=b"\xef\xbb\xbf" + json.dumps(fields).encode())
+    assert result.exit_code == 0, result.output
+    assert vault.data[BINANCE][-1] == fields
+
+
+def test_rotate_that_wrote_reports_success_even_if_the_table_cannot_be_printed(
+    run: Callable[..., Result], vault: FakeVault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any) -> None:
+        raise UnicodeEncodeError("ascii", "→", 0, 1, "ordinal not in range(128)")
+
+    monkeypatch.setattr(cli_module, "print_rotation", broken)
+    result = run("rotate", "binance", input=json.dumps({"apiKey": "new-key-000002", "secret": "new-secret-0002"}))
+    assert result.exit_code == 0, result.output
+    assert vault.version(BINANCE) == 2
+    assert "version 1 -> 2" in result.stderr
+
+
 def test_rotate_with_stale_expected_version_exits_with_write_conflict_code(
     run: Callable[..., Result], vault: FakeVault
 ) -> None:
@@ -371,10 +494,16 @@ def test_rotate_without_vault_token_keeps_the_configured_auth(tmp_path: Path, se
     assert sessions == []
 
 
-def test_rotate_unknown_name_is_a_config_error(run: Callable[..., Result]) -> None:
-    result = run("rotate", "kraken", input="{}")
+def test_rotate_of_an_unknown_name_does_not_echo_it_and_lists_the_configured_names(
+    run: Callable[..., Result], vault: FakeVault, canary: Callable[..., str]
+) -> None:
+    typed_where_the_name_goes = canary()
+    result = run("rotate", typed_where_the_name_goes, input="{}")
     assert result.exit_code == 2
-    assert "no credential named 'kraken'" in result.stderr
+    assert "no credential by that name is configured" in result.stderr
+    assert "configured: binance, kucoin, openai" in result.stderr
+    assert typed_where_the_name_goes not in result.output
+    assert vault.writes == []
 
 
 # ---------------------------------------------------------------- check
