@@ -14,18 +14,19 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from credbroker._cache import RETRY_AFTER_ERROR_S, CacheEntry, SecretCache
 from credbroker._config import Config, ExchangeConfig, LLMConfig, ServiceConfig, load_config, parse_config
 from credbroker._factories import Spec, factory_for, kind_for
 from credbroker._log import logger
+from credbroker._redact import scrub_exception, scrubber
 from credbroker._singleflight import SingleFlight
 from credbroker._vault import VaultSession
 from credbroker.exceptions import (
     ConfigError,
     CredbrokerError,
+    CredentialError,
     CredentialsRotated,
     SecretDeleted,
     SecretNotFound,
@@ -58,7 +59,19 @@ def is_read_only(method: str) -> bool:
 class _Slot:
     """One live client and the secret version it was built from. Replaced whole on rotation."""
 
-    __slots__ = ("built_at", "client", "inflight", "kind", "lock", "loop", "name", "path", "valid_until", "version")
+    __slots__ = (
+        "built_at",
+        "client",
+        "inflight",
+        "key",
+        "kind",
+        "lock",
+        "loop",
+        "name",
+        "path",
+        "valid_until",
+        "version",
+    )
 
     def __init__(
         self, kind: str, name: str, path: str, version: int, client: Any, valid_until: float, loop: Any = None
@@ -70,9 +83,16 @@ class _Slot:
         self.client = client
         self.valid_until = valid_until
         self.loop: asyncio.AbstractEventLoop | None = loop
+        self.key = _key(kind, name, loop)
         self.inflight = 0
         self.lock = threading.Lock()
         self.built_at = time.time()
+
+
+def _key(kind: str, name: str, loop: Any = None) -> tuple[str, str, int]:
+    """Slots are per (kind, name) and, for async clients, per event loop: an aiohttp or httpx session belongs to
+    the loop that opened it, so two loops must never share one client."""
+    return (kind, name, 0 if loop is None else id(loop))
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +132,7 @@ class Broker:
             jitter=config.vault.jitter,
             read_timeout_s=config.vault.timeout_s * 4,
         )
-        self._slots: dict[tuple[str, str], _Slot] = {}
+        self._slots: dict[tuple[str, str, int], _Slot] = {}
         self._builds: SingleFlight[_Slot] = SingleFlight()
         self._failed: dict[str, str] = {}
         self._retired: list[tuple[float, int, _Slot]] = []
@@ -120,6 +140,7 @@ class Broker:
         self._reaper_cv = threading.Condition()
         self._reaper: threading.Thread | None = None
         self._closed = False
+        self._closing: set[Any] = set()  # close tasks scheduled on a loop, kept referenced until they finish
         self.stats: dict[str, int] = {
             "builds": 0,
             "closes": 0,
@@ -167,7 +188,7 @@ class Broker:
 
     def exchange(self, name: str) -> Any:
         """The ccxt exchange client for ``name``. Raises ConfigError, CredentialError or a VaultError."""
-        slot = self._slots.get(("ccxt", name))
+        slot = self._slots.get(("ccxt", name, 0))
         if slot is not None and slot.valid_until > _now():
             self.hits += 1
             return slot.client
@@ -177,27 +198,40 @@ class Broker:
         """The ``ccxt.async_support`` client for ``name``, bound to the running event loop."""
         import asyncio
 
-        slot = self._slots.get(("ccxt_async", name))
-        if slot is not None and slot.valid_until > _now() and slot.loop is asyncio.get_running_loop():
+        loop = asyncio.get_running_loop()
+        slot = self._slots.get(("ccxt_async", name, id(loop)))
+        if slot is not None and slot.valid_until > _now() and slot.loop is loop:
             self.hits += 1
             return slot.client
         return (await self._aacquire("ccxt_async", name)).client
 
     def llm(self, name: str = "openai") -> Any:
         """The ``openai.OpenAI`` client for the LLM provider ``name``."""
-        slot = self._slots.get(("openai", name))
+        slot = self._slots.get(("openai", name, 0))
         if slot is not None and slot.valid_until > _now():
             self.hits += 1
             return slot.client
         return self._acquire("openai", name).client
 
     def async_llm(self, name: str = "openai") -> Any:
-        """The ``openai.AsyncOpenAI`` client for ``name``. Its first call may read Vault (blocking briefly)."""
-        slot = self._slots.get(("openai_async", name))
-        if slot is not None and slot.valid_until > _now():
+        """The ``openai.AsyncOpenAI`` client for ``name``, bound to the running event loop.
+
+        Call it from a coroutine. Its first call may read Vault, blocking the loop briefly; ``await
+        broker.aquery_llm(...)`` never blocks.
+        """
+        import asyncio
+
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise CredbrokerError(
+                "async_llm() must be called from a coroutine: the client belongs to the event loop that uses it"
+            ) from None
+        slot = self._slots.get(("openai_async", name, id(loop)))
+        if slot is not None and slot.valid_until > _now() and slot.loop is loop:
             self.hits += 1
             return slot.client
-        return self._acquire("openai_async", name).client
+        return self._acquire("openai_async", name, loop=loop).client
 
     def service(self, name: str) -> Any:
         """The news or social client (NewsAPI, tweepy) configured as ``name``."""
@@ -205,7 +239,7 @@ class Broker:
         if not isinstance(spec, ServiceConfig):
             raise ConfigError(f"'{name}' is not a news or social service; use exchange() or llm()")
         kind = kind_for(spec, is_async=False)
-        slot = self._slots.get((kind, name))
+        slot = self._slots.get((kind, name, 0))
         if slot is not None and slot.valid_until > _now():
             self.hits += 1
             return slot.client
@@ -313,7 +347,7 @@ class Broker:
     async def _ainvoke(self, kind: str, name: str, fn: Callable[[Any], Awaitable[T]], *, retry: bool, what: str) -> T:
         import asyncio
 
-        slot = await self._aacquire(kind, name) if kind == "ccxt_async" else self._acquire(kind, name)
+        slot = await self._aacquire(kind, name)
         loop = asyncio.get_running_loop()
         deadline = _now() + _ROTATION_RETRY_WINDOW_S
         while True:
@@ -322,7 +356,7 @@ class Broker:
                     return await fn(client)
             except UpstreamAuthError as err:
                 newer = await loop.run_in_executor(None, self._after_auth_failure, slot)
-                if newer is not None and newer.loop is None and kind == "ccxt_async":
+                if newer is not None and newer.client is None:
                     newer = await self._aacquire(kind, name)
                 slot = self._retry_on(slot, newer, err, retry=retry, deadline=deadline, what=what)
 
@@ -336,6 +370,9 @@ class Broker:
         except Exception as exc:
             from credbroker._upstream import classify
 
+            # Exchanges sometimes echo a request, key included, in their error body: scrub before anything
+            # (the caller, a log, a crash reporter) can print this exception or the one chained to it.
+            scrub_exception(exc)
             err = classify(exc, slot.name, slot.client)
             if err is None:
                 raise
@@ -359,8 +396,7 @@ class Broker:
     def _after_auth_failure(self, failed: _Slot) -> _Slot | None:
         """Re-read the secret once; return a slot with a newer version, or None if it did not rotate."""
         failed_at = _now()
-        key = (failed.kind, failed.name)
-        current = self._slots.get(key)
+        current = self._slots.get(failed.key)
         if current is not None and current.version != failed.version:
             return current
         entry = self._cache.refresh_after(failed.path, failed_at)
@@ -372,11 +408,13 @@ class Broker:
             failed.version,
             entry.secret.version,
         )
-        if failed.kind == "ccxt_async":
-            # Async clients are built on their own loop; the caller re-acquires there.
+        if failed.loop is not None:
+            # Async clients are built on their own loop: this placeholder tells the caller to re-acquire there.
             self._invalidate(failed.path)
             return _Slot(failed.kind, failed.name, failed.path, entry.secret.version, None, 0.0)
-        return self._build(failed.kind, failed.name, self._spec_for_name(failed.name), entry)
+        return self._builds.run(
+            failed.key, lambda: self._build(failed.kind, failed.name, self._spec_for_name(failed.name), entry)
+        )
 
     def _rotated_error(self, old: _Slot, new: _Slot, what: str) -> CredentialsRotated:
         self.stats["rotated_errors"] += 1
@@ -417,13 +455,18 @@ class Broker:
             raise ConfigError(f"'{name}' is configured under '{section}', which does not make {kind} clients")
         return spec
 
-    def _acquire(self, kind: str, name: str) -> _Slot:
+    def _acquire(self, kind: str, name: str, *, loop: asyncio.AbstractEventLoop | None = None) -> _Slot:
         if self._closed:
             raise CredbrokerError("the broker is closed")
         self.misses += 1
         spec = self._checked_spec(kind, name)
+        key = _key(kind, name, loop)
+        if key not in self._slots:
+            # Cold: one flight both reads the secret and builds the client, so a herd of callers blocks and wakes
+            # once. Waiting on the read, then again on the build, woke every waiter twice while the builder ran;
+            # with 64 threads on 2 cores that cost ~5-10% on the slowest wait (scripts/bench, cold herd).
+            return self._builds.run(key, lambda: self._build(kind, name, spec, self._entry(spec.secret), loop=loop))
         entry = self._entry(spec.secret)
-        key = (kind, name)
         slot = self._slots.get(key)
         if slot is not None and slot.version == entry.secret.version:
             slot.valid_until = self._valid_until(entry)
@@ -432,7 +475,7 @@ class Broker:
             # The new version failed validation already: keep serving the old client until it is fixed.
             slot.valid_until = self._valid_until(entry)
             return slot
-        return self._builds.run(key, lambda: self._build(kind, name, spec, entry))
+        return self._builds.run(key, lambda: self._build(kind, name, spec, entry, loop=loop))
 
     async def _aacquire(self, kind: str, name: str) -> _Slot:
         import asyncio
@@ -447,7 +490,7 @@ class Broker:
             self._invalidate(spec.secret, evict=True)
             raise
         loop = asyncio.get_running_loop()
-        key = (kind, name)
+        key = _key(kind, name, loop)
         slot = self._slots.get(key)
         if slot is not None and slot.loop is loop and slot.version == entry.secret.version:
             slot.valid_until = self._valid_until(entry)
@@ -459,7 +502,7 @@ class Broker:
         async def work() -> _Slot:
             return self._build(kind, name, spec, entry, loop=loop)
 
-        return await self._builds.arun((kind, name, id(loop)), work)
+        return await self._builds.arun(key, work)
 
     def _entry(self, path: str) -> CacheEntry:
         try:
@@ -478,16 +521,29 @@ class Broker:
     def _build(
         self, kind: str, name: str, spec: Spec, entry: CacheEntry, *, loop: asyncio.AbstractEventLoop | None = None
     ) -> _Slot:
-        key = (kind, name)
+        key = _key(kind, name, loop)
         current = self._slots.get(key)
-        if current is not None and current.version == entry.secret.version and current.loop is loop:
+        if current is not None and current.loop is not loop:
+            current = None  # a dead loop's client under a reused id(): never hand it out
+        if current is not None and current.version == entry.secret.version:
             return current
         factory = factory_for(kind)
         secret = entry.secret
         try:
-            client = factory.build(secret, spec, previous=current.client if current is not None else None)
+            try:
+                client = factory.build(secret, spec, previous=current.client if current is not None else None)
+            except CredbrokerError:
+                raise
+            except Exception as exc:
+                scrub_exception(exc)
+                raise CredentialError(
+                    f"building a {kind} client from {spec.secret} version {secret.version} failed: "
+                    f"{type(exc).__name__}: {scrubber.scrub(str(exc))[:200]}",
+                    path=spec.secret,
+                    version=secret.version,
+                ) from exc
         except CredbrokerError as exc:
-            if current is None or current.loop is not loop:
+            if current is None:
                 raise
             self._failed[spec.secret] = _fail_key(entry)
             logger.error(
@@ -504,6 +560,11 @@ class Broker:
         slot = _Slot(kind, name, spec.secret, secret.version, client, self._valid_until(entry), loop)
         self._slots[key] = slot
         self.stats["builds"] += 1
+        if self._closed:
+            # close() ran while we were building: nobody will ever retire this client, so close it now.
+            self._slots.pop(key, None)
+            self._close_slot(slot)
+            raise CredbrokerError("the broker is closed")
         field = next((f for f in _PRIMARY_FIELDS if f in secret), None)
         fp = secret.fingerprint(field) if field else "-"
         if current is not None:
@@ -535,19 +596,28 @@ class Broker:
             logger.error("{}; evicting its clients", exc)
             self._invalidate(path, evict=True)
             return None
-        for (kind, name), slot in list(self._slots.items()):
+        for slot in list(self._slots.values()):
             if slot.path != path or slot.version == entry.secret.version:
                 continue
+            if self._failed.get(path) == _fail_key(entry):
+                continue  # this version was refused already: keep the old client, don't rebuild on every poll
             if slot.loop is None:
-                self._rebuild_now(kind, name, entry)
+                self._rebuild_now(slot, entry)
             else:
                 slot.valid_until = 0.0
                 self._schedule_async_rebuild(slot)
         return entry.secret.version
 
-    def _rebuild_now(self, kind: str, name: str, entry: CacheEntry) -> None:
-        spec = self._spec_for_name(name)
-        self._builds.run((kind, name), lambda: self._build(kind, name, spec, entry))
+    def known_version(self, path: str) -> int | None:
+        """The newest version of ``path`` this broker has seen: served, or refused by validation."""
+        served = self.served_version(path)
+        failed = self._failed.get(path)
+        versions = [v for v in (served, int(failed) if failed else None) if v is not None]
+        return max(versions) if versions else None
+
+    def _rebuild_now(self, slot: _Slot, entry: CacheEntry) -> None:
+        spec = self._spec_for_name(slot.name)
+        self._builds.run(slot.key, lambda: self._build(slot.kind, slot.name, spec, entry))
 
     def _schedule_async_rebuild(self, slot: _Slot) -> None:
         import asyncio
@@ -600,6 +670,9 @@ class Broker:
                     heapq.heappush(self._retired, (_now() + 0.1, seq, slot))
                     continue
             self._close_slot(slot)
+            # Drop our reference now: this frame may sleep for hours on the condition above, and the closed
+            # client (~250 KiB for a ccxt exchange) would stay alive until the next retirement.
+            del slot
 
     def _close_slot(self, slot: _Slot) -> None:
         import asyncio
@@ -609,7 +682,13 @@ class Broker:
             if slot.loop is None:
                 factory.close(slot.client)
             elif not slot.loop.is_closed() and slot.loop.is_running():
-                asyncio.run_coroutine_threadsafe(factory.aclose(slot.client), slot.loop).result(timeout=10)
+                if _running_loop() is slot.loop:
+                    # On the loop's own thread: waiting here would deadlock it; let the loop close the client.
+                    task = slot.loop.create_task(factory.aclose(slot.client))
+                    self._closing.add(task)
+                    task.add_done_callback(self._closing.discard)
+                else:
+                    asyncio.run_coroutine_threadsafe(factory.aclose(slot.client), slot.loop).result(timeout=10)
             else:
                 logger.warning("{}: cannot close an async client whose event loop is gone", slot.name)
                 return
@@ -637,7 +716,7 @@ class Broker:
                 continue
             secret = entry.secret
             field = next((f for f in _PRIMARY_FIELDS if f in secret), None)
-            served = [s.version for (k, n), s in list(self._slots.items()) if n == name]
+            served = [s.version for s in list(self._slots.values()) if s.name == name]
             rows.append(
                 CredentialStatus(
                     name=name,
@@ -677,6 +756,7 @@ class Broker:
                 self._close_slot(slot)
             else:
                 logger.warning("{}: async client left open; call 'await broker.aclose()' instead of close()", slot.name)
+        self._cache.close()
         self._session.close()
 
     async def aclose(self) -> None:
@@ -708,6 +788,10 @@ class Broker:
                 self.stats["closes"] += 1
             except Exception as exc:
                 logger.warning("{}: closing the {} client failed: {}", slot.name, slot.kind, type(exc).__name__)
+        mine = [t for t in self._closing if t.get_loop() is loop]
+        if mine:
+            await asyncio.gather(*mine, return_exceptions=True)
+        self._cache.close()
         self._session.close()
 
     def __enter__(self) -> Broker:
@@ -726,6 +810,15 @@ class Broker:
         return f"<Broker vault={self._session.addr} clients={len(self._slots)}{' closed' if self._closed else ''}>"
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    import asyncio
+
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 def _fail_key(entry: CacheEntry) -> str:
     return f"{entry.secret.version}"
 
@@ -733,7 +826,7 @@ def _fail_key(entry: CacheEntry) -> str:
 def _age_s(created: str) -> float | None:
     if not created:
         return None
-    from datetime import datetime
+    from datetime import UTC, datetime
 
     try:
         # Vault prints nanoseconds; fromisoformat takes at most microseconds.

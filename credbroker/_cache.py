@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-import random
+import contextlib
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from credbroker._log import logger
 from credbroker._secret import Secret
 from credbroker._singleflight import SingleFlight
 from credbroker._vault import VaultSession
-from credbroker.exceptions import SecretDeleted, SecretNotFound, VaultUnavailable
+from credbroker.exceptions import CredbrokerError, SecretDeleted, SecretNotFound, VaultUnavailable
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 __all__ = ["CacheEntry", "SecretCache"]
 
@@ -64,6 +68,8 @@ class SecretCache:
         self._retry_at: dict[str, float] = {}
         self._warned_stale: set[str] = set()
         self._warn_lock = threading.Lock()
+        self._background: set[str] = set()
+        self._pool: ThreadPoolExecutor | None = None
         self.reads = 0
 
     # ---------------------------------------------------------------- reading
@@ -84,6 +90,11 @@ class SecretCache:
         if entry is not None and self._flights.busy(path):
             # Someone is refreshing it; serve what we have rather than queue behind Vault.
             return entry
+        if entry is not None and now < entry.stale_until:
+            # Expired but still servable: refresh off the caller's thread, so a slow or hung Vault never holds
+            # up a trading call while a usable secret is cached.
+            self._refresh_in_background(path, entry)
+            return entry
         return self._get_slow(path, entry, now)
 
     async def aget(self, path: str) -> CacheEntry:
@@ -92,8 +103,9 @@ class SecretCache:
         now = self._clock()
         if entry is not None and (now < entry.fresh_until or self._flights.busy(path)):
             return entry
-        if entry is not None and now < self._retry_at.get(path, 0.0):
-            return self._stale_or_raise(path, entry, None)
+        if entry is not None and now < entry.stale_until:
+            self._refresh_in_background(path, entry)
+            return entry
         import asyncio
 
         loop = asyncio.get_running_loop()
@@ -117,6 +129,44 @@ class SecretCache:
             if entry is None:
                 raise
             return self._stale_or_raise(path, entry, exc)
+
+    def _refresh_in_background(self, path: str, entry: CacheEntry) -> None:
+        now = self._clock()
+        with self._warn_lock:
+            if path in self._background or now < self._retry_at.get(path, 0.0):
+                return
+            self._background.add(path)
+            if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="credbroker-refresh")
+            pool = self._pool
+
+        def work() -> None:
+            try:
+                self._flights.run(path, lambda: self._load(path), timeout=self._read_timeout_s)
+            except VaultUnavailable as exc:
+                with contextlib.suppress(VaultUnavailable):
+                    self._stale_or_raise(path, entry, exc)  # warns once
+            except CredbrokerError as exc:
+                # Deleted, not found, refused: the next caller reads synchronously and gets the error.
+                logger.warning("background refresh of {} failed: {}", path, exc)
+            finally:
+                with self._warn_lock:
+                    self._background.discard(path)
+
+        try:
+            pool.submit(work)
+        except RuntimeError:  # shut down: the cache is closing
+            with self._warn_lock:
+                self._background.discard(path)
+
+    def close(self) -> None:
+        """Stop background refreshes (those under way finish within the Vault timeout)."""
+        with self._warn_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def refresh(self, path: str) -> CacheEntry:
         """Read ``path`` from Vault now (joining a read already under way) and cache the result."""
@@ -167,6 +217,8 @@ class SecretCache:
             self.evict(path)
             raise
         now = self._clock()
+        import random  # on first read, not at import: `import credbroker` stays light (scripts/bench)
+
         ttl = self._ttl_s * (1.0 - random.uniform(0.0, self._jitter))
         entry = CacheEntry(
             secret=secret,

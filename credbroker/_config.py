@@ -18,13 +18,16 @@ import os
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
-from urllib.parse import urlparse
+from typing import TYPE_CHECKING, Any, Literal
 
 from credbroker._log import logger
 from credbroker.exceptions import ConfigError
+
+if TYPE_CHECKING:
+    # pathlib and urllib.parse are imported where config is loaded: at module level they (with fnmatch and
+    # ipaddress) cost ~6 ms of every `import credbroker` (scripts/bench, start-up).
+    from pathlib import Path
 
 __all__ = [
     "Config",
@@ -47,6 +50,8 @@ BOOTSTRAP_VARS = (
 )
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+# The largest duration any setting accepts (30 days): beyond it, timers overflow and threads die.
+_MAX_S = 30 * 86400.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -177,24 +182,31 @@ class _Reader:
             raise self.error(key, "a non-empty string")
         return value.strip()
 
-    def number(self, key: str, default: float, *, minimum: float = 0.0, exclusive: bool = True) -> float:
+    def number(
+        self, key: str, default: float, *, minimum: float = 0.0, exclusive: bool = True, maximum: float = _MAX_S
+    ) -> float:
         value = self.raw(key)
         if value is None:
             return default
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.error(key, f"a number of seconds > {minimum:g}" if exclusive else "a number")
+        if isinstance(value, int) and abs(value) > 10**15:
+            raise self.error(key, f"at most {maximum:g}")
         if value != value or value in (float("inf"), float("-inf")):
             raise self.error(key, "a finite number")
         if (exclusive and value <= minimum) or (not exclusive and value < minimum):
             raise self.error(key, f"{'>' if exclusive else '>='} {minimum:g}")
+        if value > maximum:
+            # Huge values overflow timers (time_t) or kill the background threads that wait on them.
+            raise self.error(key, f"at most {maximum:g}")
         return float(value)
 
-    def integer(self, key: str, default: int, *, minimum: int = 1) -> int:
+    def integer(self, key: str, default: int, *, minimum: int = 1, maximum: int = 1_000_000) -> int:
         value = self.raw(key)
         if value is None:
             return default
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self.error(key, f"an integer >= {minimum}")
+        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+            raise self.error(key, f"an integer from {minimum} to {maximum}")
         return value
 
     def boolean(self, key: str, default: bool) -> bool:
@@ -230,6 +242,8 @@ def _url(reader: _Reader, key: str, default: str | None = None) -> str | None:
     value = reader.str_(key, default)
     if value is None:
         return None
+    from urllib.parse import urlparse
+
     parsed = urlparse(value)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise reader.error(key, "an http:// or https:// URL")
@@ -261,11 +275,11 @@ def _parse_vault(r: _Reader) -> VaultConfig:
         approle_mount=(r.str_("approle_mount", d.approle_mount) or d.approle_mount).strip("/"),
         cache_ttl_s=r.number("cache_ttl", d.cache_ttl_s),
         poll_interval_s=r.number("poll_interval", d.poll_interval_s),
-        marker_interval_s=r.number("marker_interval", d.marker_interval_s),
+        marker_interval_s=r.number("marker_interval", d.marker_interval_s, maximum=3600),
         rotation_marker=(r.str_("rotation_marker", d.rotation_marker) or d.rotation_marker).strip("/"),
         max_stale_s=r.number("max_stale", d.max_stale_s, exclusive=False),
-        timeout_s=r.number("timeout", d.timeout_s),
-        drain_s=r.number("drain", d.drain_s, exclusive=False),
+        timeout_s=r.number("timeout", d.timeout_s, maximum=600),
+        drain_s=r.number("drain", d.drain_s, exclusive=False, maximum=3600),
         jitter=r.number("jitter", d.jitter, exclusive=False),
     )
     if cfg.jitter >= 0.5:
@@ -282,7 +296,7 @@ def _parse_exchange(name: str, r: _Reader) -> ExchangeConfig:
         options=r.mapping("options"),
         api_base=_url(r, "api_base"),
         sandbox=r.boolean("sandbox", False),
-        timeout_s=r.number("timeout", 10.0),
+        timeout_s=r.number("timeout", 10.0, maximum=600),
     )
     r.finish()
     return cfg
@@ -299,8 +313,8 @@ def _parse_llm(name: str, r: _Reader) -> LLMConfig:
         max_tokens=r.integer("max_tokens", 150),
         temperature=temperature,
         base_url=_url(r, "base_url"),
-        timeout_s=r.number("timeout", 30.0),
-        max_retries=r.integer("max_retries", 2, minimum=0),
+        timeout_s=r.number("timeout", 30.0, maximum=600),
+        max_retries=r.integer("max_retries", 2, minimum=0, maximum=20),
     )
     r.finish()
     return cfg
@@ -391,10 +405,19 @@ def _resolve_identity(
             f"not set; looked in the environment and in {where}. "
             "Run scripts/dev-vault up for a local Vault, or copy .env.example to that path and fill it in."
         )
+    from pathlib import Path
+    from urllib.parse import urlparse
+
     addr = values["VAULT_ADDR"]
     parsed = urlparse(addr)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise ConfigError(f"VAULT_ADDR (from {sources['VAULT_ADDR']}) must be an http:// or https:// URL")
+    if "@" in parsed.netloc:
+        # Credentials in the URL would show in every error message and repr that names the address.
+        raise ConfigError(
+            f"VAULT_ADDR (from {sources['VAULT_ADDR']}) contains a user or password; Vault does not use them: "
+            "remove them and use VAULT_TOKEN or AppRole"
+        )
     cacert = values.get("VAULT_CACERT")
     if cacert is not None and not Path(cacert).is_file():
         raise ConfigError(f"VAULT_CACERT (from {sources['VAULT_CACERT']}) names {cacert}, which is not a file")
@@ -423,6 +446,8 @@ def parse_config(
 
     Raises ConfigError naming the offending key and what was expected.
     """
+    from pathlib import Path
+
     root = _Reader(data, "", source)
     paths = root.child("paths")
     env_path_str = paths.str_("secrets_env_path")
@@ -439,6 +464,13 @@ def parse_config(
     news = _parse_group(root, "news", lambda n, r: _parse_service(n, n, r), seen)
     social = _parse_group(root, "social", lambda n, r: _parse_service(n, n, r), seen)
     root.finish()
+    for group in (exchanges, llm, news, social):
+        for name, item in group.items():
+            if item.secret == vault.rotation_marker:
+                raise ConfigError(
+                    f"{source}: 'vault.rotation_marker' is the secret path of '{name}'; `credbroker rotate` would "
+                    "overwrite that credential. Give the marker its own path."
+                )
     identity = _resolve_identity(vault, secrets_env, os.environ if environ is None else environ, source)
     return Config(
         vault=vault,
@@ -451,12 +483,36 @@ def parse_config(
     )
 
 
+def _strict_loader() -> Any:
+    """A SafeLoader that refuses duplicate keys: with plain YAML the last one silently wins."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        pass
+
+    def construct_mapping(loader: Any, node: Any, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (the last one would silently win)", key_node.start_mark
+                )
+            seen.add(key if isinstance(key, str | int | float | bool) else id(key_node))
+        return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+    StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    return StrictLoader
+
+
 def load_config(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None) -> Config:
     """Load config.yaml and bootstrap the Vault identity.
 
     A relative ``paths.secrets_env_path`` is resolved against the current working directory, never against
     the installed package. Raises ConfigError naming what is wrong.
     """
+    from pathlib import Path
+
     import yaml
 
     p = Path(path)
@@ -467,7 +523,7 @@ def load_config(path: str | os.PathLike[str], *, environ: Mapping[str, str] | No
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {p}: {type(exc).__name__}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_strict_loader())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

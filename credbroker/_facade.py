@@ -7,6 +7,7 @@ from typing import Any
 
 from credbroker._broker import Broker
 from credbroker._config import parse_config
+from credbroker.exceptions import ConfigError
 
 __all__ = ["ApiManager"]
 
@@ -19,6 +20,11 @@ class ApiManager:
     """
 
     def __init__(self, config: Mapping[str, Any], *, broker: Broker | None = None) -> None:
+        if broker is None and not isinstance(config, Mapping):
+            raise ConfigError(
+                f"ApiManager needs the parsed config.yaml mapping, got {type(config).__name__}; "
+                "pass yaml.safe_load(open('config/config.yaml'))"
+            )
         self._broker = broker if broker is not None else Broker(parse_config(dict(config)))
 
     @property

@@ -7,7 +7,6 @@ pip extra.
 
 from __future__ import annotations
 
-import copy
 import functools
 import threading
 from collections.abc import Mapping
@@ -15,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from credbroker._config import ExchangeConfig, LLMConfig, ServiceConfig
 from credbroker._secret import Secret
-from credbroker._validate import check_fields, check_required
+from credbroker._validate import check_fields, check_problems, check_required
 from credbroker.exceptions import ConfigError, CredentialError, MissingExtra
 
 __all__ = ["ClientFactory", "factory_for", "register_factory", "registered_kinds"]
@@ -99,7 +98,7 @@ def required_credentials(ccxt_id: str) -> tuple[str, ...]:
     """The fields ccxt says this exchange needs (its ``requiredCredentials``)."""
     import ccxt
 
-    cls = getattr(ccxt, ccxt_id, None)
+    cls = getattr(ccxt, ccxt_id, None) if ccxt_id in ccxt.exchanges else None
     if cls is None or not isinstance(cls, type):
         raise ConfigError(
             f"'{ccxt_id}' is not a ccxt exchange id; set exchanges.<name>.ccxt_id to one of ccxt.exchanges"
@@ -119,6 +118,7 @@ class CcxtFactory:
         self.kind = "ccxt_async" if is_async else "ccxt"
 
     def validate(self, secret: Secret, spec: ExchangeConfig) -> None:
+        check_problems(secret.path, secret.version, secret.problems)
         fields = secret.reveal_all()
         where = f"{spec.ccxt_id} (ccxt requiredCredentials)"
         check_required(
@@ -152,6 +152,8 @@ class CcxtFactory:
         config["enableRateLimit"] = True
         config["timeout"] = int(spec.timeout_s * 1000)
         # ccxt deep-merges and later mutates options; give each client its own copy.
+        import copy
+
         config["options"] = copy.deepcopy(dict(spec.options))
         client = cls(config)
         if spec.sandbox:
@@ -204,6 +206,7 @@ class OpenAIFactory:
         self.kind = "openai_async" if is_async else "openai"
 
     def validate(self, secret: Secret, spec: LLMConfig) -> None:
+        check_problems(secret.path, secret.version, secret.problems)
         fields = secret.reveal_all()
         check_required(fields, path=secret.path, version=secret.version, required=("api_key",), what="an LLM client")
         # An empty or whitespace-bearing key would surface as a confusing connection error in httpx.
@@ -251,6 +254,7 @@ class NewsAPIFactory:
     is_async = False
 
     def validate(self, secret: Secret, spec: ServiceConfig) -> None:
+        check_problems(secret.path, secret.version, secret.problems)
         fields = secret.reveal_all()
         check_required(fields, path=secret.path, version=secret.version, required=("api_key",), what="NewsAPI")
         check_fields(fields, path=secret.path, version=secret.version, names=("api_key",))
@@ -279,6 +283,7 @@ class TwitterFactory:
     is_async = False
 
     def validate(self, secret: Secret, spec: ServiceConfig) -> None:
+        check_problems(secret.path, secret.version, secret.problems)
         fields = secret.reveal_all()
         check_required(fields, path=secret.path, version=secret.version, required=("bearer_token",), what="X/Twitter")
         check_fields(fields, path=secret.path, version=secret.version, names=tuple(fields))

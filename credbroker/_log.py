@@ -8,11 +8,10 @@ scrubbed too adds the same patcher: ``logger.configure(patcher=credbroker.scrub_
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from typing import TYPE_CHECKING, Any, cast
 
-from credbroker._redact import scrubber
+from credbroker._redact import scrub_exception, scrubber
 
 if TYPE_CHECKING:
     from loguru import Logger, Record
@@ -27,20 +26,10 @@ def scrub_record(record: Record) -> None:
     if exc is not None and exc.value is not None:
         # The formatted traceback is built from the exception's args; scrub them in place so that neither the
         # message nor a chained cause can carry a key into a sink.
-        _scrub_exception(exc.value)
+        scrub_exception(exc.value)
     for key, value in list(record["extra"].items()):
         if isinstance(value, str):
             record["extra"][key] = scrubber.scrub(value)
-
-
-def _scrub_exception(exc: BaseException, _depth: int = 0) -> None:
-    if _depth > 8:
-        return
-    with contextlib.suppress(AttributeError, TypeError):
-        exc.args = tuple(scrubber.scrub(a) if isinstance(a, str) else a for a in exc.args)
-    for nxt in (exc.__cause__, exc.__context__):
-        if nxt is not None:
-            _scrub_exception(nxt, _depth + 1)
 
 
 class _LazyLogger:

@@ -5,11 +5,11 @@ A fingerprint is the only form in which credbroker ever shows a key: the first 8
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import threading
 from collections.abc import Iterable
 
-__all__ = ["REDACTED", "fingerprint", "scrubber"]
+__all__ = ["REDACTED", "fingerprint", "scrub_exception", "scrubber"]
 
 REDACTED = "***"
 # Values shorter than this are too common to scrub without mangling ordinary text ("true", "swap").
@@ -18,6 +18,8 @@ _MIN_SCRUB_LEN = 6
 
 def fingerprint(value: str | bytes) -> str:
     """Return a short, stable, non-reversible tag for a secret value."""
+    import hashlib  # here, not at module level: OpenSSL's hashlib costs ~4 ms of `import credbroker`
+
     data = value.encode() if isinstance(value, str) else value
     return hashlib.sha256(data).hexdigest()[:8]
 
@@ -54,6 +56,10 @@ class Scrubber:
                 text = text.replace(value, f"<{REDACTED}{fingerprint(value)}>")
         return text
 
+    @property
+    def active(self) -> bool:
+        return bool(self._ordered)
+
     def clear(self) -> None:
         with self._lock:
             self._values = frozenset()
@@ -62,3 +68,22 @@ class Scrubber:
 
 #: The process-wide scrubber. Every secret the broker loads is registered here.
 scrubber = Scrubber()
+
+
+def scrub_exception(exc: BaseException, _depth: int = 0) -> None:
+    """Replace every loaded secret in ``exc``'s message, and its causes', in place.
+
+    A traceback is printed from the exception's ``args`` (and some libraries' ``message``); a service that echoes
+    a key in its error body would otherwise put the key into any log or crash report that prints the chain.
+    """
+    if _depth > 8 or not scrubber.active:
+        return
+    with contextlib.suppress(AttributeError, TypeError):
+        exc.args = tuple(scrubber.scrub(a) if isinstance(a, str) else a for a in exc.args)
+    message = getattr(exc, "message", None)
+    if isinstance(message, str):
+        with contextlib.suppress(AttributeError, TypeError):
+            exc.message = scrubber.scrub(message)  # type: ignore[attr-defined]
+    for nxt in (exc.__cause__, exc.__context__):
+        if nxt is not None:
+            scrub_exception(nxt, _depth + 1)

@@ -10,7 +10,7 @@ from credbroker._factories import validate_fields
 from credbroker._log import logger
 from credbroker._redact import fingerprint
 from credbroker._vault import VaultSession
-from credbroker.exceptions import ConfigError, CredentialError, SecretNotFound, VaultError
+from credbroker.exceptions import ConfigError, CredentialError, SecretNotFound
 
 __all__ = ["RotationResult", "rotate_secret"]
 
@@ -58,18 +58,20 @@ def rotate_secret(
             expected_version = session.metadata(path).current_version
         except SecretNotFound:
             expected_version = 0
+    # Everything that could fail is done before the write: after it, the caller must hear "rotated".
+    fingerprints = {k: fingerprint(v) for k, v in fields.items()}
     new_version = session.write(path, fields, cas=expected_version)
     try:
         session.bump_marker(config.vault.rotation_marker, [path])
-    except VaultError as exc:
+    except Exception as exc:
         # The secret is written; brokers will still notice it by metadata polling.
-        logger.warning("rotated {} but could not bump the rotation marker: {}", path, exc)
+        logger.warning("rotated {} but could not bump the rotation marker: {}", path, type(exc).__name__)
     result = RotationResult(
         name=name,
         path=path,
         old_version=expected_version,
         new_version=new_version,
-        fingerprints={k: fingerprint(v) for k, v in fields.items()},
+        fingerprints=fingerprints,
     )
     logger.info("rotated {} ({}) to version {}", name, path, new_version)
     return result

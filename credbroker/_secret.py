@@ -18,18 +18,29 @@ class Secret:
     without copying and is safe to share between threads.
     """
 
-    __slots__ = ("_fields", "created_time", "path", "version")
+    __slots__ = ("_fields", "created_time", "path", "problems", "version")
 
     path: str
     version: int
     created_time: str
     _fields: Mapping[str, str]
+    #: Fields Vault returned that cannot be credentials (not strings), with what is wrong; checked by factories.
+    problems: Mapping[str, str]
 
-    def __init__(self, path: str, version: int, fields: Mapping[str, str], created_time: str = "") -> None:
+    def __init__(
+        self,
+        path: str,
+        version: int,
+        fields: Mapping[str, str],
+        created_time: str = "",
+        *,
+        problems: Mapping[str, str] | None = None,
+    ) -> None:
         object.__setattr__(self, "path", path)
         object.__setattr__(self, "version", version)
         object.__setattr__(self, "created_time", created_time)
         object.__setattr__(self, "_fields", MappingProxyType(dict(fields)))
+        object.__setattr__(self, "problems", MappingProxyType(dict(problems or {})))
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("Secret is immutable")

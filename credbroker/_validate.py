@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 
 from credbroker.exceptions import CredentialError
 
-__all__ = ["check_fields", "check_required"]
+__all__ = ["check_fields", "check_problems", "check_required"]
 
 _QUOTES = ("'", '"', "`")
 # ccxt's names for what other tools call by other names; the hint tells the operator what to rename.
@@ -44,6 +44,11 @@ def _problem(value: str) -> str | None:
         return "is wrapped in quotes"
     if any(ch.isspace() for ch in value):
         return "contains whitespace"
+    for index, ch in enumerate(value):
+        if not " " < ch < "\x7f":
+            # Zero-width spaces and BOMs from a paste are invisible and not whitespace to isspace(); HTTP headers
+            # cannot carry them, and exchanges issue keys in printable ASCII.
+            return f"contains a non-ASCII or invisible character (U+{ord(ch):04X}) at position {index + 1}"
     return None
 
 
@@ -62,6 +67,17 @@ def check_fields(fields: Mapping[str, str], *, path: str, version: int | None, n
                 version=version,
                 field=name,
             )
+
+
+def check_problems(path: str, version: int | None, problems: Mapping[str, str]) -> None:
+    """Raise CredentialError for the first field Vault returned that cannot be a credential (not a string)."""
+    for name, problem in problems.items():
+        raise CredentialError(
+            f"field '{name}' of {path}{_v(version)} {problem}; store every credential field as a string",
+            path=path,
+            version=version,
+            field=name,
+        )
 
 
 def check_required(

@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from credbroker._config import VaultConfig, VaultIdentity
@@ -94,6 +93,18 @@ def _deleted_version_body(body: object) -> Mapping[str, Any] | None:
     if isinstance(meta, Mapping) and (meta.get("deletion_time") or meta.get("destroyed")):
         return body
     return None
+
+
+def _leaves(value: object) -> Iterator[object]:
+    """Every scalar inside a JSON value, so that a secret stored as a number or a list is scrubbed too."""
+    if isinstance(value, Mapping):
+        for item in value.values():
+            yield from _leaves(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _leaves(item)
+    elif value is not None and not isinstance(value, bool):
+        yield value
 
 
 def _operation(path: str) -> str:
@@ -588,18 +599,18 @@ class VaultSession:
                 f"{api_path} version {version} is not a key/value mapping", path=path, version=version
             )
         fields: dict[str, str] = {}
+        problems: dict[str, str] = {}
         for key, value in data.items():
-            if not isinstance(value, str):
-                raise CredentialError(
-                    f"field '{key}' of {api_path} version {version} is a {type(value).__name__}, "
-                    "not a string; store every credential field as a string",
-                    path=path,
-                    version=version,
-                    field=str(key),
-                )
-            fields[str(key)] = value
+            if isinstance(value, str):
+                fields[str(key)] = value
+                continue
+            # Kept as a problem rather than raised: the broker must be able to keep serving the previous version
+            # when a bad one is written, and it decides that when the factory validates this secret.
+            kind = {bool: "a boolean", int: "a number", float: "a number", type(None): "null"}.get(type(value))
+            problems[str(key)] = f"is {kind or 'a ' + type(value).__name__}, not a string"
+            scrubber.add(str(v) for v in _leaves(value))
         scrubber.add(fields.values())
-        return Secret(path, version, fields, str(meta.get("created_time") or ""))
+        return Secret(path, version, fields, str(meta.get("created_time") or ""), problems=problems)
 
     def metadata(self, path: str) -> SecretMetadata:
         """Read KV v2 metadata, which tells the current version without the values.
@@ -676,7 +687,7 @@ class VaultSession:
 
     def bump_marker(self, path: str, changed: list[str]) -> int:
         """Record a rotation in the marker so every broker notices within ~1 s. POST /v1/{mount}/data/{path}."""
-        from datetime import datetime
+        from datetime import UTC, datetime
 
         fields = {"paths": ",".join(changed), "at": datetime.now(UTC).isoformat()}
         return self.write(path, fields)

@@ -104,7 +104,7 @@ class RotationWatcher:
             except SecretNotFound:
                 changed.add(path)
                 continue
-            served = broker.served_version(path)
+            served = broker.known_version(path)
             if meta.current_version != served or meta.deletion_time or meta.destroyed:
                 changed.add(path)
         for path in changed:

@@ -22,14 +22,14 @@ class FakeSession:
     mount = "kv"
 
     def __init__(self) -> None:
-        self.data: dict[str, list[dict[str, str]]] = {}
+        self.data: dict[str, list[dict[str, Any]]] = {}
         self.down = False
         self.reads = 0
         self.read_delay = 0.0
         self._lock = threading.Lock()
         self.gate: threading.Event | None = None
 
-    def put(self, path: str, fields: Mapping[str, str]) -> int:
+    def put(self, path: str, fields: Mapping[str, Any]) -> int:
         with self._lock:
             self.data.setdefault(path, []).append(dict(fields))
             return len(self.data[path])
@@ -44,8 +44,11 @@ class FakeSession:
         versions = self.data.get(path)
         if not versions:
             raise SecretNotFound(f"no secret at kv/data/{path}", path=path)
-        scrubber.add(versions[-1].values())
-        return Secret(path, len(versions), versions[-1], "2026-01-01T00:00:00.000000000Z")
+        latest = versions[-1]
+        fields = {k: v for k, v in latest.items() if isinstance(v, str)}
+        problems = {k: "is not a string" for k, v in latest.items() if not isinstance(v, str)}
+        scrubber.add(fields.values())
+        return Secret(path, len(versions), fields, "2026-01-01T00:00:00.000000000Z", problems=problems)
 
     def metadata(self, path: str) -> SecretMetadata:
         if self.down:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -17,6 +18,14 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def settle(cache: SecretCache) -> None:
+    """Wait until background refreshes have finished."""
+    deadline = time.monotonic() + 5
+    while cache._background and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert not cache._background
 
 
 def make_cache(session: Any, clock: Clock, ttl: float = 60, max_stale: float = 120) -> SecretCache:
@@ -48,14 +57,31 @@ def test_fresh_entry_is_served_without_reading_vault(session: Any) -> None:
     assert session.reads == 1
 
 
-def test_expired_entry_is_read_again_and_picks_up_a_new_version(session: Any) -> None:
+def test_expired_entry_is_served_at_once_while_a_background_read_picks_up_the_new_version(session: Any) -> None:
     session.put("p", {"apiKey": "k-123456"})
     clock = Clock()
     cache = make_cache(session, clock)
     assert cache.get("p").secret.version == 1
     session.put("p", {"apiKey": "k-654321"})
     clock.now += 61
+    assert cache.get("p").secret.version == 1
+    settle(cache)
     assert cache.get("p").secret.version == 2
+    assert session.reads == 2
+
+
+def test_expired_entry_does_not_wait_for_a_hung_vault(session: Any) -> None:
+    session.put("p", {"apiKey": "k-123456"})
+    clock = Clock()
+    cache = make_cache(session, clock)
+    cache.get("p")
+    session.gate = threading.Event()  # every read now blocks until the gate opens
+    clock.now += 61
+    started = time.monotonic()
+    assert cache.get("p").secret.version == 1
+    assert time.monotonic() - started < 1.0
+    session.gate.set()
+    settle(cache)
 
 
 def test_vault_outage_serves_the_cached_secret_within_max_stale(session: Any, capture_logs: list[str]) -> None:
@@ -66,8 +92,10 @@ def test_vault_outage_serves_the_cached_secret_within_max_stale(session: Any, ca
     session.down = True
     clock.now += 100
     assert cache.get("p").secret.version == 1
+    settle(cache)
     clock.now += 5
     assert cache.get("p").secret.version == 1
+    settle(cache)
     warnings = [line for line in capture_logs if "serving cached p" in line]
     assert len(warnings) == 1
 
@@ -89,7 +117,7 @@ def test_cold_secret_during_outage_fails_with_vault_unavailable(session: Any) ->
         make_cache(session, Clock()).get("p")
 
 
-def test_outage_retries_vault_at_most_once_a_second_per_secret(session: Any) -> None:
+def test_outage_retries_vault_at_most_twice_a_second_per_secret(session: Any) -> None:
     session.put("p", {"apiKey": "k-123456"})
     clock = Clock()
     cache = make_cache(session, clock)
@@ -98,9 +126,11 @@ def test_outage_retries_vault_at_most_once_a_second_per_secret(session: Any) -> 
     clock.now += 61
     for _ in range(100):
         cache.get("p")
+        settle(cache)
     assert session.reads == 2
-    clock.now += 1.01
+    clock.now += 0.51
     cache.get("p")
+    settle(cache)
     assert session.reads == 3
 
 

@@ -186,3 +186,40 @@ def test_any_dotenv_text_gives_an_identity_or_a_config_error(tmp_path_factory: A
             _, _, value = line.partition("=")
             if len(value.strip()) >= 8:
                 assert value.strip() not in str(exc)
+
+
+def test_duplicate_yaml_keys_are_an_error_naming_the_key(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("vault:\n  auth: token\nvault:\n  auth: approle\n")
+    with pytest.raises(ConfigError, match="duplicate key 'vault'"):
+        load_config(cfg, environ={"VAULT_TOKEN": "t"})
+
+
+@pytest.mark.parametrize(("key", "value"), [("cache_ttl", 10**400), ("timeout", 10**20), ("marker_interval", 1e9)])
+def test_absurdly_large_durations_are_config_errors(
+    config_dict: dict[str, Any], token_env: dict[str, str], key: str, value: float
+) -> None:
+    config_dict["vault"][key] = value
+    with pytest.raises(ConfigError, match=rf"'vault.{key}' must be at most"):
+        parse_config(config_dict, environ=token_env)
+
+
+def test_rotation_marker_may_not_be_a_credential_path(config_dict: dict[str, Any], token_env: dict[str, str]) -> None:
+    config_dict["vault"]["rotation_marker"] = "trading/exchanges/binance"
+    with pytest.raises(ConfigError, match="rotation_marker' is the secret path of 'binance'"):
+        parse_config(config_dict, environ=token_env)
+
+
+def test_vault_addr_with_a_password_is_refused_without_echoing_it(config_dict: dict[str, Any]) -> None:
+    env = {"VAULT_TOKEN": "t", "VAULT_ADDR": "http://user:hunter2-SEEKRIT@127.0.0.1:8200"}
+    with pytest.raises(ConfigError, match="contains a user or password") as info:
+        parse_config(config_dict, environ=env)
+    assert "SEEKRIT" not in str(info.value)
+
+
+@pytest.mark.parametrize("bad_id", ["Exchange", "__class__", "nope"])
+def test_ccxt_id_must_be_one_of_ccxt_exchanges(bad_id: str) -> None:
+    from credbroker._factories import required_credentials
+
+    with pytest.raises(ConfigError, match="is not a ccxt exchange id"):
+        required_credentials(bad_id)

@@ -1,0 +1,1 @@
+"""credbroker's benchmark (``scripts/bench``): code here, output in ``bench/results.json``."""
