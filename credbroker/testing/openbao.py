@@ -297,16 +297,12 @@ def _write_tls_material(directory: Path) -> tuple[Path, Path, Path]:
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=7))
         .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-            ),
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
@@ -448,9 +444,7 @@ class OpenBaoServer:
         self.log_level = log_level
         self.binary = binary or find_bao_binary()
         self._owns_workdir = workdir is None
-        self.workdir = (
-            Path(tempfile.mkdtemp(prefix="credbroker-openbao-")) if workdir is None else Path(workdir)
-        )
+        self.workdir = Path(tempfile.mkdtemp(prefix="credbroker-openbao-")) if workdir is None else Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.workdir, 0o700)  # holds the root token (log, init.json) and TLS key
         self._fixed_port = port is not None
@@ -592,9 +586,7 @@ class OpenBaoServer:
             # Where this run's output starts in the (appended) log, to parse only this run.
             self._log_offset = log.tell()
             on_main_thread = threading.current_thread() is threading.main_thread()
-            die = (not self.detached) and (
-                on_main_thread if self.die_with_parent is None else self.die_with_parent
-            )
+            die = (not self.detached) and (on_main_thread if self.die_with_parent is None else self.die_with_parent)
             self._proc = subprocess.Popen(
                 args,
                 stdin=subprocess.DEVNULL,
@@ -1113,9 +1105,7 @@ def seed(
             token_type="service",  # service tokens are renewable; batch tokens are not
             bind_secret_id=True,
         )
-        role_id = client.auth.approle.read_role_id(role_name=APPROLE_ROLE, mount_point=APPROLE_MOUNT)["data"][
-            "role_id"
-        ]
+        role_id = client.auth.approle.read_role_id(role_name=APPROLE_ROLE, mount_point=APPROLE_MOUNT)["data"]["role_id"]
         secret_id = client.auth.approle.generate_secret_id(
             role_name=APPROLE_ROLE, mount_point=APPROLE_MOUNT, metadata={"issued_by": "credbroker-seed"}
         )["data"]["secret_id"]
@@ -1323,9 +1313,7 @@ def _cli_down(state_dir: Path, secrets_env: Path, ops_env: Path) -> int:
 def _cli_up(state_dir: Path, secrets_env: Path, ops_env: Path, port: int | None) -> int:
     state = _read_state(state_dir)
     if state is not None and _pid_is_our_bao(int(state["pid"])):
-        print(
-            f"dev-vault: already up at {state['addr']} (pid {state['pid']}); `scripts/dev-vault down` first"
-        )
+        print(f"dev-vault: already up at {state['addr']} (pid {state['pid']}); `scripts/dev-vault down` first")
         return 0
     if state is not None:
         shutil.rmtree(state_dir, ignore_errors=True)  # stale: the process is gone
@@ -1338,9 +1326,7 @@ def _cli_up(state_dir: Path, secrets_env: Path, ops_env: Path, port: int | None)
     try:
         assert server.root_token is not None
         result = seed(server.addr, server.root_token)
-        foreign = secrets_env.exists() and _DEV_MARKER not in secrets_env.read_text(
-            encoding="utf-8", errors="replace"
-        )
+        foreign = secrets_env.exists() and _DEV_MARKER not in secrets_env.read_text(encoding="utf-8", errors="replace")
         if foreign:
             # Never clobber a hand-written (possibly production) bootstrap file. The backup
             # name still ends in .env so .gitignore keeps it out of git.
