@@ -941,6 +941,15 @@ def measure_idle(lab: Lab, plan: Plan) -> list[Row]:
 # ---------------------------------------------------------------------------------------------------- start-up
 
 
+def _cpu_probe_ms() -> float:
+    """A fixed CPU-bound workload: how fast this machine runs Python bytecode right now."""
+    t0 = time.perf_counter()
+    x = 0
+    for i in range(1_000_000):
+        x += i
+    return (time.perf_counter() - t0) * 1e3
+
+
 def measure_startup(lab: Lab, plan: Plan) -> list[Row]:
     import sysconfig
 
@@ -970,11 +979,13 @@ def measure_startup(lab: Lab, plan: Plan) -> list[Row]:
         for cmd in cmds.values():
             run(cmd, env)  # fill the bytecode cache, warm the page cache
     ms: dict[str, list[float]] = {k: [] for k in cmds}
+    cpu: list[float] = []
     for _ in range(plan.startup_pairs):
         order = list(cmds)
         random.shuffle(order)
         for k in order:
             ms[k].append(run(cmds[k], env))
+        cpu.append(_cpu_probe_ms())
     delta = {k: median(ms[f"{k}_import"]) - median(ms[f"{k}_bare"]) for k in ("venv", "wheel")}
     pairs = {k: [y - x for x, y in zip(ms[f"{k}_bare"], ms[f"{k}_import"], strict=True)] for k in ("venv", "wheel")}
     # Same, without a bytecode cache for credbroker (what this sandbox's PYTHONDONTWRITEBYTECODE=1 gives).
@@ -1019,9 +1030,21 @@ def measure_startup(lab: Lab, plan: Plan) -> list[Row]:
         ((v, k) for k, v in selfs.items() if k not in ("encodings", "_frozen_importlib_external")), reverse=True
     )
     m = "start-up"
+    cpu_row = Row(
+        "startup.cpu",
+        m,
+        "anchor: machine speed, 1M-iteration Python loop",
+        **spread(cpu),
+        unit="ms",
+        note=(
+            "timed in the same rounds; import credbroker is CPU-bound bytecode, bare start-up mostly is not, so a slow "
+            "phase of this shared VM shows in the delta: compare this figure between runs"
+        ),
+    )
     pairs_note = f"median of each, min/max of the {plan.startup_pairs} interleaved pairs, bytecode cached"
     return [
         Row("startup.bare", m, "anchor: bare Python, no editable hook", **spread(ms["wheel_bare"]), unit="ms"),
+        cpu_row,
         Row(
             "startup.delta",
             m,
