@@ -23,7 +23,6 @@ from _faults_support import (
     LogCapture,
     assert_no_secret_in,
     sandbox,
-    start_audited,
     wait_until,
 )
 
@@ -38,7 +37,7 @@ from credbroker.exceptions import (
     VaultSealed,
     VaultUnavailable,
 )
-from credbroker.testing.openbao import OpenBaoServer, SeedResult, fingerprint, seed
+from credbroker.testing.openbao import OpenBaoServer, SeedResult, fingerprint
 from credbroker.testing.plugin import VaultSandbox
 
 OUTAGE_S = float(os.environ.get("CREDBROKER_OUTAGE_S", "20"))
@@ -47,21 +46,6 @@ SLACK_S = 1.0
 
 
 # ---------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module")
-def bao() -> Iterator[AuditedOpenBao]:
-    server = start_audited()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture(scope="module")
-def seeded(bao: AuditedOpenBao) -> SeedResult:
-    assert bao.root_token is not None
-    return seed(bao.addr, bao.root_token)
 
 
 @pytest.fixture

@@ -25,7 +25,6 @@ from _faults_support import (
     create_token,
     custom_secret_id,
     sandbox,
-    start_audited,
     wait_until,
     write_env,
 )
@@ -33,27 +32,12 @@ from _faults_support import (
 from credbroker import Broker
 from credbroker._config import parse_config
 from credbroker.exceptions import AuthenticationFailed, PermissionDenied
-from credbroker.testing.openbao import SeedResult, seed
+from credbroker.testing.openbao import SeedResult
 from credbroker.testing.plugin import VaultSandbox
 
 LOGIN = "auth/approle/login"
 RENEW = "auth/token/renew-self"
 _roles = itertools.count(1)
-
-
-@pytest.fixture(scope="module")
-def bao() -> Iterator[AuditedOpenBao]:
-    server = start_audited()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture(scope="module")
-def seeded(bao: AuditedOpenBao) -> SeedResult:
-    assert bao.root_token is not None
-    return seed(bao.addr, bao.root_token)
 
 
 @pytest.fixture
