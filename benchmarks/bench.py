@@ -1054,11 +1054,10 @@ def measure_startup(lab: Lab, plan: Plan) -> list[Row]:
             low=min(pairs["wheel"]),
             high=max(pairs["wheel"]),
             n=plan.startup_pairs,
-            target="≤ 60 ms",
-            passed=delta["wheel"] <= 60,
             anchor="startup.bare",
             note=(
-                f"{pairs_note}; python -S + import site, sys.path set by hand: no .pth runs, as for a wheel; "
+                "reported, not targeted: stricter than the issue's measure (the next row), which carries the "
+                f"60 ms target; {pairs_note}; python -S + import site, sys.path set by hand: no .pth runs, as for a wheel; "
                 f"without a bytecode cache: "
                 f"+{median(cold):.0f} ms. Largest self times (-X importtime): "
                 + ", ".join(f"{k} {v:.1f} ms" for v, k in top[:5])
