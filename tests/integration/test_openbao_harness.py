@@ -92,9 +92,7 @@ def file_server(tmp_path: Path) -> Iterator[OpenBaoServer]:
 
 
 def _read(client: hvac.Client, path: str) -> dict[str, str]:
-    response = client.secrets.kv.v2.read_secret_version(
-        path=path, mount_point="kv", raise_on_deleted_version=True
-    )
+    response = client.secrets.kv.v2.read_secret_version(path=path, mount_point="kv", raise_on_deleted_version=True)
     data: dict[str, str] = response["data"]["data"]
     return data
 
@@ -147,9 +145,7 @@ def test_dev_server_logs_to_a_file_not_to_our_stdout(
     assert "OpenBao" not in out + err
 
 
-def test_dev_server_does_not_write_the_root_token_to_home(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_dev_server_does_not_write_the_root_token_to_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
     with OpenBaoServer():
         pass
@@ -327,9 +323,7 @@ def test_seed_mounts_kv_v2_at_kv_and_not_only_secret(seeded: SeedResult, root: h
     assert seeded.kv_mount == "kv"
 
 
-def test_seed_writes_the_example_credentials_with_random_values(
-    seeded: SeedResult, root: hvac.Client
-) -> None:
+def test_seed_writes_the_example_credentials_with_random_values(seeded: SeedResult, root: hvac.Client) -> None:
     binance = _read(root, "trading/exchanges/binance")
     assert set(binance) == {"apiKey", "secret"}
     assert set(_read(root, "trading/exchanges/kucoin")) == {"apiKey", "secret", "password"}
@@ -424,9 +418,7 @@ def test_broker_gets_403_reading_outside_its_prefix(broker: hvac.Client, root: h
     with pytest.raises(hvac.exceptions.Forbidden):
         _read(broker, "other/thing")
     with pytest.raises(hvac.exceptions.Forbidden):
-        broker.secrets.kv.v2.read_secret_version(
-            path="x", mount_point="secret", raise_on_deleted_version=True
-        )
+        broker.secrets.kv.v2.read_secret_version(path="x", mount_point="secret", raise_on_deleted_version=True)
 
 
 def test_broker_policy_grants_nothing_beyond_reading_its_prefix(broker: hvac.Client) -> None:
@@ -481,9 +473,7 @@ def test_rendered_policy_substitutes_mount_and_prefix() -> None:
 # ---------------------------------------------------------------------------- dotenv files
 
 
-def test_secrets_env_holds_only_the_bootstrap_identity_with_mode_0600(
-    seeded: SeedResult, tmp_path: Path
-) -> None:
+def test_secrets_env_holds_only_the_bootstrap_identity_with_mode_0600(seeded: SeedResult, tmp_path: Path) -> None:
     path = write_secrets_env(tmp_path / "config" / "secrets.env", seeded)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert path.read_text().startswith("#")
@@ -559,9 +549,7 @@ def test_dev_vault_entry_starts_a_detached_server_and_stops_it(tmp_path: Path) -
         identity = dotenv_values(secrets_env)
         client = hvac.Client(url=identity["VAULT_ADDR"], timeout=5)
         try:
-            client.auth.approle.login(
-                role_id=identity["VAULT_ROLE_ID"], secret_id=identity["VAULT_SECRET_ID"]
-            )
+            client.auth.approle.login(role_id=identity["VAULT_ROLE_ID"], secret_id=identity["VAULT_SECRET_ID"])
             assert "apiKey" in _read(client, "trading/exchanges/binance")
         finally:
             client.adapter.close()
