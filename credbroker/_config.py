@@ -404,6 +404,11 @@ def _resolve_identity(
             f"vault.auth is '{vault.auth}' but {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} "
             f"not set; looked in the environment and in {where}. "
             "Run scripts/dev-vault up for a local Vault, or copy .env.example to that path and fill it in."
+            + (
+                " (VAULT_TOKEN is set, but vault.auth is 'approle', so it is not used.)"
+                if vault.auth == "approle" and "VAULT_TOKEN" in values
+                else ""
+            )
         )
     from pathlib import Path
     from urllib.parse import urlparse

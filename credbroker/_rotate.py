@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from credbroker._config import Config
-from credbroker._factories import validate_fields
+from credbroker._config import Config, ExchangeConfig
+from credbroker._factories import CCXT_CREDENTIAL_FIELDS, validate_fields
 from credbroker._log import logger
 from credbroker._redact import fingerprint
 from credbroker._vault import VaultSession
@@ -53,6 +53,16 @@ def rotate_secret(
                 f"every field for {path} must be a string (field '{key}' is not)", path=path, field=str(key)
             )
     validate_fields(spec, fields, path)
+    if isinstance(spec, ExchangeConfig):
+        unknown = sorted(set(fields) - set(CCXT_CREDENTIAL_FIELDS))
+        if unknown:
+            # Stored but never used by ccxt: most often a mistyped optional field ('UID' for 'uid').
+            logger.warning(
+                "{}: field(s) {} are not ccxt credential names and will be stored but not used; ccxt knows: {}",
+                name,
+                ", ".join(repr(u) for u in unknown),
+                ", ".join(CCXT_CREDENTIAL_FIELDS),
+            )
     if expected_version is None:
         try:
             expected_version = session.metadata(path).current_version

@@ -49,9 +49,26 @@ def _retry_after(headers: Any) -> float | None:
         return None
 
 
+_QUERY = re.compile(r"(https?://[^\s?\"']+)\?[^\s\"']*")
+
+
 def _msg(exc: BaseException) -> str:
-    # Exchanges sometimes echo a request back; scrub anything credbroker knows is a secret.
-    return scrubber.scrub(str(exc))[:500]
+    # Exchanges sometimes echo a request back; scrub anything credbroker knows is a secret. ccxt puts the full
+    # URL in its messages, and a signed URL's query carries the request signature: keep only the path.
+    text = _QUERY.sub(r"\1?…", scrubber.scrub(str(exc)))
+    return text[:500]
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost cause's class and first words ("NameResolutionError", "ConnectionRefusedError")."""
+    seen = 0
+    while (exc.__cause__ or exc.__context__) is not None and seen < 8:
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+        seen += 1
+    if seen == 0:
+        return ""
+    first = _QUERY.sub(r"\1?…", scrubber.scrub(str(exc)).split("\n")[0])
+    return f" (cause: {type(exc).__name__}: {first[:160]})"
 
 
 def classify(exc: BaseException, service: str, client: Any = None) -> UpstreamError | None:
@@ -88,7 +105,7 @@ def _classify_ccxt(exc: BaseException, service: str, client: Any) -> UpstreamErr
             retry_after=_retry_after(headers),
         )
     if isinstance(exc, ccxt.NetworkError):
-        return UpstreamUnavailable(f"{service}: network failure: {text}", service=service)
+        return UpstreamUnavailable(f"{service}: network failure: {text}{_root_cause(exc)}", service=service)
     return None
 
 

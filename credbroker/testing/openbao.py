@@ -210,13 +210,15 @@ def _tail(path: Path | None, lines: int = 25) -> str:
     return "\n".join(content[-lines:])
 
 
-def _server_env() -> dict[str, str]:
+def _server_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment for the server process, minus anything that would reconfigure it.
 
     ``BAO_CONFIG_PATH``, ``BAO_DEV_ROOT_TOKEN_ID``, ``VAULT_*`` etc. from the caller's shell
     would silently change what we start, so they are dropped.
     """
-    return {k: v for k, v in os.environ.items() if not k.startswith(("BAO_", "VAULT_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BAO_", "VAULT_"))}
+    env.update(extra or {})
+    return env
 
 
 _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
@@ -571,7 +573,8 @@ class OpenBaoServer:
                 "server",
                 "-dev",
                 f"-dev-listen-address=127.0.0.1:{self.port}",
-                f"-dev-root-token-id={self.root_token}",
+                # The root token goes in through the environment (BAO_DEV_ROOT_TOKEN_ID below), not argv,
+                # where `ps` would show it to every user of the machine.
                 # Otherwise dev mode writes the root token to ~/.vault-token, clobbering the user's.
                 "-dev-no-store-token",
                 f"-log-level={self.log_level}",
@@ -593,7 +596,9 @@ class OpenBaoServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.workdir,
-                env=_server_env(),
+                env=_server_env(
+                    {"BAO_DEV_ROOT_TOKEN_ID": self.root_token} if self._uses_dev_flag() and self.root_token else None
+                ),
                 # Own session: Ctrl-C in the terminal goes to us, and we stop it in order.
                 start_new_session=True,
                 preexec_fn=_die_with_parent_preexec() if die else None,

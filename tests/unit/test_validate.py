@@ -75,3 +75,23 @@ def test_any_secret_payload_validates_or_raises_credential_error_without_values(
         for value in fields.values():
             if len(value) >= 8 and value not in ("password", "apiKey") and value not in KUCOIN.secret:
                 assert value not in str(exc)
+
+
+def test_network_error_message_drops_the_signed_query_and_names_the_cause() -> None:
+    import ccxt
+
+    from credbroker._upstream import classify
+
+    try:
+        try:
+            raise OSError("[Errno -2] Name or service not known")
+        except OSError as cause:
+            raise ccxt.NetworkError(
+                "binance GET https://api.binance.com/api/v3/account?timestamp=1&signature=" + "ab" * 32
+            ) from cause
+    except ccxt.NetworkError as exc:
+        err = classify(exc, "binance")
+    assert err is not None
+    assert "signature" not in str(err)
+    assert "https://api.binance.com/api/v3/account?…" in str(err)
+    assert "Name or service not known" in str(err)
