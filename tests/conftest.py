@@ -1,8 +1,9 @@
 """Suite-wide canary check: planted secret values must never appear in any output of any test.
 
 Tests get canary values from the ``canary`` fixture and store them as secrets in Vault. After every test
-phase, the captured stdout, stderr and log sections, the failure text, and every loguru record emitted
-during the test are searched for every canary planted so far. A hit fails that test.
+phase, the captured stdout, stderr and log sections, the failure text, every loguru record emitted and all
+CLI output (click's CliRunner) during the test are searched for every canary planted so far. A hit fails that
+test.
 """
 
 from __future__ import annotations
@@ -26,6 +27,24 @@ def _plant(prefix: str = "CANARY") -> str:
 def canary() -> Callable[..., str]:
     """Return a function that makes a fresh canary secret value, watched for in every output."""
     return _plant
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _capture_every_cli_output() -> Iterator[None]:
+    """CliRunner keeps the CLI's output to itself; copy it where the canary check looks."""
+    from click.testing import CliRunner
+
+    original = CliRunner.invoke
+
+    def invoke(self: CliRunner, *args: object, **kwargs: object) -> object:
+        result = original(self, *args, **kwargs)  # type: ignore[arg-type]
+        _LOG_TEXT.append(result.output)
+        _LOG_TEXT.append(getattr(result, "stderr", "") if result.stderr_bytes is not None else "")
+        return result
+
+    CliRunner.invoke = invoke  # type: ignore[method-assign]
+    yield
+    CliRunner.invoke = original  # type: ignore[method-assign]
 
 
 @pytest.fixture(autouse=True, scope="session")
