@@ -247,62 +247,76 @@ class OpenAIFactory:
 # ---------------------------------------------------------------- news and social
 
 
-class NewsAPIFactory:
+class _TokenServiceFactory:
+    """A sync API client built from one token field, from an optional library (``extra``)."""
+
+    kind: str
+    field: str
+    label: str
+    extra: str
+    package: str
+    session_attr: str
+    is_async = False
+
+    def validate(self, secret: Secret, spec: ServiceConfig) -> None:
+        check_problems(secret.path, secret.version, secret.problems)
+        fields = secret.reveal_all()
+        check_required(fields, path=secret.path, version=secret.version, required=(self.field,), what=self.label)
+        check_fields(fields, path=secret.path, version=secret.version, names=(self.field,))
+
+    def build(self, secret: Secret, spec: ServiceConfig, previous: Any | None = None) -> Any:
+        self.validate(secret, spec)
+        try:
+            return self._make(secret.reveal(self.field))
+        except ImportError as exc:
+            raise MissingExtra(self.extra, self.package) from exc
+
+    def _make(self, token: str) -> Any:
+        raise NotImplementedError
+
+    def close(self, client: Any) -> None:
+        session = getattr(client, self.session_attr, None)
+        if session is not None and hasattr(session, "close"):
+            session.close()
+
+    async def aclose(self, client: Any) -> None:
+        self.close(client)
+
+
+class NewsAPIFactory(_TokenServiceFactory):
     """NewsAPI (``newsapi-python``); the secret holds ``api_key``. Extra: ``credbroker[news]``."""
 
-    kind = "newsapi"
-    is_async = False
+    kind, field, label, extra, package, session_attr = (
+        "newsapi",
+        "api_key",
+        "NewsAPI",
+        "news",
+        "newsapi-python",
+        "request_method",
+    )
 
-    def validate(self, secret: Secret, spec: ServiceConfig) -> None:
-        check_problems(secret.path, secret.version, secret.problems)
-        fields = secret.reveal_all()
-        check_required(fields, path=secret.path, version=secret.version, required=("api_key",), what="NewsAPI")
-        check_fields(fields, path=secret.path, version=secret.version, names=("api_key",))
+    def _make(self, token: str) -> Any:
+        from newsapi import NewsApiClient
 
-    def build(self, secret: Secret, spec: ServiceConfig, previous: Any | None = None) -> Any:
-        self.validate(secret, spec)
-        try:
-            from newsapi import NewsApiClient
-        except ImportError as exc:
-            raise MissingExtra("news", "newsapi-python") from exc
-        return NewsApiClient(api_key=secret.reveal("api_key"))
-
-    def close(self, client: Any) -> None:
-        session = getattr(client, "request_method", None)
-        if session is not None and hasattr(session, "close"):
-            session.close()
-
-    async def aclose(self, client: Any) -> None:
-        self.close(client)
+        return NewsApiClient(api_key=token)
 
 
-class TwitterFactory:
+class TwitterFactory(_TokenServiceFactory):
     """X/Twitter API v2 (``tweepy.Client``); the secret holds ``bearer_token``. Extra: ``credbroker[social]``."""
 
-    kind = "twitter"
-    is_async = False
+    kind, field, label, extra, package, session_attr = (
+        "twitter",
+        "bearer_token",
+        "X/Twitter",
+        "social",
+        "tweepy",
+        "session",
+    )
 
-    def validate(self, secret: Secret, spec: ServiceConfig) -> None:
-        check_problems(secret.path, secret.version, secret.problems)
-        fields = secret.reveal_all()
-        check_required(fields, path=secret.path, version=secret.version, required=("bearer_token",), what="X/Twitter")
-        check_fields(fields, path=secret.path, version=secret.version, names=tuple(fields))
+    def _make(self, token: str) -> Any:
+        import tweepy
 
-    def build(self, secret: Secret, spec: ServiceConfig, previous: Any | None = None) -> Any:
-        self.validate(secret, spec)
-        try:
-            import tweepy
-        except ImportError as exc:
-            raise MissingExtra("social", "tweepy") from exc
-        return tweepy.Client(bearer_token=secret.reveal("bearer_token"), wait_on_rate_limit=False)
-
-    def close(self, client: Any) -> None:
-        session = getattr(client, "session", None)
-        if session is not None and hasattr(session, "close"):
-            session.close()
-
-    async def aclose(self, client: Any) -> None:
-        self.close(client)
+        return tweepy.Client(bearer_token=token, wait_on_rate_limit=False)
 
 
 def _register_builtins() -> None:
