@@ -134,7 +134,7 @@ class Broker:
         )
         self._slots: dict[tuple[str, str, int], _Slot] = {}
         self._builds: SingleFlight[_Slot] = SingleFlight()
-        self._failed: dict[str, str] = {}
+        self._failed: dict[str, int] = {}  # secret path -> the version its factory refused
         self._retired: list[tuple[float, int, _Slot]] = []
         self._retire_seq = itertools.count()
         self._reaper_cv = threading.Condition()
@@ -471,7 +471,7 @@ class Broker:
         if slot is not None and slot.version == entry.secret.version:
             slot.valid_until = self._valid_until(entry)
             return slot
-        if slot is not None and self._failed.get(spec.secret) == _fail_key(entry):
+        if slot is not None and self._failed.get(spec.secret) == entry.secret.version:
             # The new version failed validation already: keep serving the old client until it is fixed.
             slot.valid_until = self._valid_until(entry)
             return slot
@@ -495,7 +495,7 @@ class Broker:
         if slot is not None and slot.loop is loop and slot.version == entry.secret.version:
             slot.valid_until = self._valid_until(entry)
             return slot
-        if slot is not None and slot.loop is loop and self._failed.get(spec.secret) == _fail_key(entry):
+        if slot is not None and slot.loop is loop and self._failed.get(spec.secret) == entry.secret.version:
             slot.valid_until = self._valid_until(entry)
             return slot
 
@@ -545,7 +545,7 @@ class Broker:
         except CredbrokerError as exc:
             if current is None:
                 raise
-            self._failed[spec.secret] = _fail_key(entry)
+            self._failed[spec.secret] = entry.secret.version
             logger.error(
                 "{}: version {} of {} cannot be used ({}); still serving version {}",
                 name,
@@ -599,7 +599,7 @@ class Broker:
         for slot in list(self._slots.values()):
             if slot.path != path or slot.version == entry.secret.version:
                 continue
-            if self._failed.get(path) == _fail_key(entry):
+            if self._failed.get(path) == entry.secret.version:
                 continue  # this version was refused already: keep the old client, don't rebuild on every poll
             if slot.loop is None:
                 self._rebuild_now(slot, entry)
@@ -611,8 +611,7 @@ class Broker:
     def known_version(self, path: str) -> int | None:
         """The newest version of ``path`` this broker has seen: served, or refused by validation."""
         served = self.served_version(path)
-        failed = self._failed.get(path)
-        versions = [v for v in (served, int(failed) if failed else None) if v is not None]
+        versions = [v for v in (served, self._failed.get(path)) if v is not None]
         return max(versions) if versions else None
 
     def _rebuild_now(self, slot: _Slot, entry: CacheEntry) -> None:
@@ -817,10 +816,6 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
-
-
-def _fail_key(entry: CacheEntry) -> str:
-    return f"{entry.secret.version}"
 
 
 def _age_s(created: str) -> float | None:
