@@ -471,8 +471,33 @@ def _is_mixed(
 # ======================================================================================
 
 
+class _ExchangeEndpoint(_Endpoint):
+    """An exchange: balances it reports and the orders it accepted (to prove none was sent twice)."""
+
+    DEFAULT_BALANCES: ClassVar[Mapping[str, str]] = MappingProxyType({"BTC": "0.5", "USDT": "1000"})
+
+    def __init__(self, balances: Mapping[str, str] | None = None) -> None:
+        super().__init__()
+        self.balances: dict[str, str] = dict(balances or self.DEFAULT_BALANCES)
+        """Available balance per asset, as the balance endpoints report it."""
+        self._orders: list[dict[str, Any]] = []
+        self._order_ids = itertools.count(1)
+
+    @property
+    def orders(self) -> tuple[dict[str, Any], ...]:
+        """Every accepted order (its parameters or JSON body), in arrival order."""
+        with self._lock:
+            return tuple(dict(order) for order in self._orders)
+
+    def _record_order(self, order: dict[str, Any]) -> int:
+        """Remember an accepted order and return its sequence number."""
+        with self._lock:
+            self._orders.append(order)
+            return next(self._order_ids)
+
+
 @_collect_routes
-class BinanceEndpoint(_Endpoint):
+class BinanceEndpoint(_ExchangeEndpoint):
     """Binance spot REST API (``/api/v3``, ``/sapi/v1``, ``/fapi/v1``, ``/dapi/v1``).
 
     SIGNED (TRADE / USER_DATA) endpoints, per Binance "Request Security" and "Timing
@@ -509,18 +534,7 @@ class BinanceEndpoint(_Endpoint):
     # Binance rejects a timestamp this far ahead of its clock regardless of recvWindow.
     MAX_AHEAD_MS: ClassVar[int] = 1000
 
-    def __init__(self, balances: Mapping[str, str] | None = None) -> None:
-        super().__init__()
-        self.balances: dict[str, str] = dict(balances or {"BTC": "0.50000000", "USDT": "1000.00000000"})
-        """Free balance per asset returned by ``/api/v3/account``."""
-        self._orders: list[dict[str, str]] = []
-        self._order_ids = itertools.count(1)
-
-    @property
-    def orders(self) -> tuple[dict[str, str], ...]:
-        """Parameters of every accepted ``POST /api/v3/order``, in arrival order."""
-        with self._lock:
-            return tuple(dict(order) for order in self._orders)
+    DEFAULT_BALANCES: ClassVar[Mapping[str, str]] = MappingProxyType({"BTC": "0.50000000", "USDT": "1000.00000000"})
 
     @staticmethod
     def _error(status: int, code: int, msg: str) -> _Reply:
@@ -689,9 +703,7 @@ class BinanceEndpoint(_Endpoint):
     def _new_order(self, request: _Request, key: _Key | None) -> _Reply:
         params = dict(parse_qsl(request.query)) | dict(parse_qsl(request.text))
         params.pop("signature", None)
-        with self._lock:
-            self._orders.append(params)
-            order_id = next(self._order_ids)
+        order_id = self._record_order(params)
         now = self.server_time_ms()
         quantity = params.get("quantity", "0")
         is_market = params.get("type") == "MARKET"
@@ -835,7 +847,7 @@ def _binance_coin(asset: str, free: str) -> Json:
 
 
 @_collect_routes
-class KucoinEndpoint(_Endpoint):
+class KucoinEndpoint(_ExchangeEndpoint):
     """KuCoin spot REST API (``/api/v1``-``/api/v3``, ``/api/ua/v1``).
 
     Private endpoints, per KuCoin's "Authentication" docs:
@@ -865,19 +877,6 @@ class KucoinEndpoint(_Endpoint):
     """
 
     TIMESTAMP_WINDOW_MS: ClassVar[int] = 5000
-
-    def __init__(self, balances: Mapping[str, str] | None = None) -> None:
-        super().__init__()
-        self.balances: dict[str, str] = dict(balances or {"BTC": "0.5", "USDT": "1000"})
-        """Available balance per currency in the trading account."""
-        self._orders: list[Json] = []
-        self._order_ids = itertools.count(1)
-
-    @property
-    def orders(self) -> tuple[Json, ...]:
-        """JSON bodies of every accepted ``POST /api/v1/orders``, in arrival order."""
-        with self._lock:
-            return tuple(self._orders)
 
     @staticmethod
     def _error(status: int, code: str, msg: str) -> _Reply:
@@ -1050,9 +1049,7 @@ class KucoinEndpoint(_Endpoint):
             order = json.loads(request.body or b"{}")
         except ValueError:
             return self._error(400, "400100", "Invalid JSON body")
-        with self._lock:
-            self._orders.append(order)
-            order_id = next(self._order_ids)
+        order_id = self._record_order(order)
         return self._ok({"orderId": f"{order_id:024x}", "clientOid": order.get("clientOid")})
 
 
@@ -1120,7 +1117,7 @@ def _kucoin_symbol(base: str) -> Json:
 
 
 @_collect_routes
-class BitgetEndpoint(_Endpoint):
+class BitgetEndpoint(_ExchangeEndpoint):
     """Bitget REST API v2 (``/api/v2/spot``, ``/api/v2/mix``).
 
     Private endpoints, per Bitget's "Signature" and common error-code docs:
@@ -1149,19 +1146,6 @@ class BitgetEndpoint(_Endpoint):
     """
 
     TIMESTAMP_WINDOW_MS: ClassVar[int] = 30_000
-
-    def __init__(self, balances: Mapping[str, str] | None = None) -> None:
-        super().__init__()
-        self.balances: dict[str, str] = dict(balances or {"BTC": "0.5", "USDT": "1000"})
-        """Available balance per coin, in both the spot and the USDT-futures accounts."""
-        self._orders: list[Json] = []
-        self._order_ids = itertools.count(1)
-
-    @property
-    def orders(self) -> tuple[Json, ...]:
-        """JSON bodies of every accepted place-order request, in arrival order."""
-        with self._lock:
-            return tuple(self._orders)
 
     def _error(self, code: str, msg: str, status: int = 400) -> _Reply:
         return _Reply(status, {"code": code, "msg": msg, "requestTime": self.server_time_ms(), "data": None})
@@ -1287,9 +1271,7 @@ class BitgetEndpoint(_Endpoint):
             order = json.loads(request.body or b"{}")
         except ValueError:
             return self._error("40017", "Parameter verification failed")
-        with self._lock:
-            self._orders.append(order)
-            order_id = next(self._order_ids)
+        order_id = self._record_order(order)
         return self._ok({"orderId": str(1_000_000 + order_id), "clientOid": order.get("clientOid")})
 
 
